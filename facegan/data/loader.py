@@ -1,0 +1,219 @@
+"""The WebDataset stream that feeds training and evaluation.
+
+Training: each (rank, dataloader worker) slot reads its own shards (or, with fewer shards than
+slots, its own residue of samples in every shard), in passes. A pass visits the slot's shards in
+a seeded order and shuffles within each shard (the packer already shuffled globally, so shards
+are i.i.d. slices). The stream never ends, so no rank waits on another; the trainer takes one
+batch per step. Its position is a batch index: a resumed run starts at the batch it stopped at
+and sees exactly the batches an uninterrupted run would have seen.
+
+Evaluation: the val split once, in manifest order, each rank taking every world-th sample.
+"""
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..errors import UserError
+from .manifest import read_manifest, split_shards
+from .transforms import decode_rgb
+
+IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "bmp")
+
+
+@dataclass
+class ShardSet:
+    urls: List[str]
+    counts: Optional[List[int]]  # per shard, from dataset.json; None for bare URLs
+    resolution: Optional[int]
+
+    @property
+    def total(self):
+        return sum(self.counts) if self.counts else None
+
+
+def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None) -> ShardSet:
+    """A dataset directory (checked against dataset.json), or shard URLs as WebDataset takes them:
+    a list, brace patterns, '::'-joined lists, pipe:, http(s), s3 through pipe:."""
+    if isinstance(spec, (list, tuple)):
+        urls = [u for s in spec for u in wds.shardlists.expand_urls(str(s))]
+        return ShardSet(urls, None, resolution)
+    spec = str(spec)
+    if os.path.isdir(spec):
+        manifest = read_manifest(spec)
+        if resolution is not None and manifest["resolution"] != resolution:
+            raise UserError(f"{spec}: shards are {manifest['resolution']}x{manifest['resolution']} but "
+                            f"model.resolution is {resolution}; repack with --size {resolution}")
+        pairs = split_shards(spec, manifest, split)
+        return ShardSet([p for p, _ in pairs], [c for _, c in pairs], manifest["resolution"])
+    if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and not os.path.exists(spec):
+        raise UserError(f"{spec}: no such dataset directory or shard")
+    return ShardSet(wds.shardlists.expand_urls(spec), None, resolution)
+
+
+class CorruptionTracker:
+    """Counts bad samples; fatal only when the bad fraction passes the threshold."""
+
+    def __init__(self, max_fraction: float, min_seen: int = 50):
+        self.max_fraction, self.min_seen = max_fraction, min_seen
+        self.seen = self.bad = 0
+
+    def good(self):
+        self.seen += 1
+
+    def failed(self, where: str, err: Exception):
+        self.seen += 1
+        self.bad += 1
+        if self.bad <= 3:
+            print(f"facegan: skipping corrupt sample {where}: {type(err).__name__}: {err}", file=sys.stderr)
+        if self.seen >= self.min_seen and self.bad / self.seen > self.max_fraction:
+            raise RuntimeError(f"too many corrupt samples: {self.bad} of {self.seen} "
+                               f"(threshold {self.max_fraction:.1%}); last at {where}: {err}")
+
+
+def _shard_samples(url: str, tracker: CorruptionTracker):
+    """Raw samples of one shard, in order; a damaged shard ends early with a warning."""
+    def handler(exn):
+        tracker.failed(url, exn)
+        return True
+
+    yield from wds.tariterators.tarfile_samples([{"url": url}], handler=handler)
+
+
+def _image_bytes(sample):
+    for k in IMAGE_KEYS:
+        if k in sample:
+            return sample[k]
+    raise ValueError(f"no image in sample (keys: {sorted(k for k in sample if not k.startswith('__'))})")
+
+
+def _decode(sample, resolution, tracker):
+    try:
+        arr = decode_rgb(_image_bytes(sample))
+        if resolution and arr.shape[:2] != (resolution, resolution):
+            raise ValueError(f"image is {arr.shape[1]}x{arr.shape[0]}, expected {resolution}x{resolution}")
+        tracker.good()
+        return arr
+    except Exception as err:
+        tracker.failed(f"{sample.get('__url__')}:{sample.get('__key__')}", err)
+        return None
+
+
+def _to_batch(arrays):
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+class TrainStream(IterableDataset):
+    """Endless uint8 (B, 3, H, W) batches for one rank; see the module docstring."""
+
+    def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
+                 start_batch: int = 0, max_bad_fraction: float = 0.01):
+        self.shards, self.batch_size = shards, batch_size
+        self.rank, self.world, self.seed = rank, world, seed
+        self.start_batch, self.max_bad_fraction = start_batch, max_bad_fraction
+
+    def _assignment(self, slot, nslots):
+        """(url, count-for-this-slot, residue, modulus) for each shard this slot reads."""
+        urls, counts = self.shards.urls, self.shards.counts or [None] * len(self.shards.urls)
+        if len(urls) >= nslots:
+            return [(u, c, 0, 1) for u, c in list(zip(urls, counts))[slot::nslots]]
+        return [(u, None if c is None else len(range(slot, c, nslots)), slot, nslots)
+                for u, c in zip(urls, counts)]
+
+    def __iter__(self):
+        info = get_worker_info()
+        nw, wid = (info.num_workers, info.id) if info else (1, 0)
+        # DataLoader takes batches from its workers round-robin, starting at worker 0. Give
+        # worker w the role that global batch (start + w) belongs to, so the merged sequence
+        # is the same whatever batch we start at.
+        role = (self.start_batch + wid) % nw
+        local_start = (self.start_batch + wid) // nw
+        slot, nslots = self.rank * nw + role, self.world * nw
+        assigned = self._assignment(slot, nslots)
+        known = all(c is not None for _, c, _, _ in assigned)
+        per_pass = sum(c for _, c, _, _ in assigned) // self.batch_size if known else None
+        if per_pass == 0:
+            raise RuntimeError(f"rank {self.rank} worker {wid}: its share of the data holds fewer than "
+                               f"one batch of {self.batch_size}; use a smaller batch or fewer workers")
+        tracker = CorruptionTracker(self.max_bad_fraction)
+        p, skip = divmod(local_start, per_pass) if per_pass else (0, local_start)
+        while True:
+            produced, raw, pending = 0, 0, []
+            for sample in self._pass_samples(assigned, slot, p, tracker):
+                if skip:  # fast-forward on resume: read, don't decode; B raw samples = 1 batch
+                    raw += 1
+                    if raw == self.batch_size:
+                        skip, raw = skip - 1, 0
+                    continue
+                arr = _decode(sample, self.shards.resolution, tracker)
+                if arr is None:
+                    continue
+                pending.append(arr)
+                if len(pending) == self.batch_size:
+                    yield _to_batch(pending)
+                    produced, pending = produced + 1, []
+            if produced == 0 and not skip:
+                raise RuntimeError(f"rank {self.rank}: a whole pass over {len(assigned)} shard(s) gave no "
+                                   f"batch of {self.batch_size} images")
+            p += 1
+
+    def _pass_samples(self, assigned, slot, p, tracker):
+        """One pass over this slot's data, as raw samples: shards in a seeded order, samples
+        shuffled within each shard. The remainder under one batch is dropped by the caller."""
+        rng = random.Random((self.seed * 1_000_003 + slot) * 1_000_003 + p)
+        order = list(assigned)
+        rng.shuffle(order)
+        for url, _, residue, modulus in order:
+            samples = [s for i, s in enumerate(_shard_samples(url, tracker)) if i % modulus == residue]
+            rng.shuffle(samples)
+            yield from samples
+
+
+def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
+                 start_batch: int = 0, workers: int = 0, pin_memory: bool = False,
+                 max_bad_fraction: float = 0.01) -> DataLoader:
+    """A DataLoader over TrainStream; not passed through accelerator.prepare (see DESIGN.md)."""
+    ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction)
+    return DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                      prefetch_factor=4 if workers else None, persistent_workers=False)
+
+
+class EvalStream(IterableDataset):
+    """The split once, in order; this rank's samples are those at positions rank, rank+world, ..."""
+
+    def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
+                 limit: Optional[int] = None, max_bad_fraction: float = 0.01):
+        self.shards, self.batch_size, self.rank, self.world = shards, batch_size, rank, world
+        self.limit, self.max_bad_fraction = limit, max_bad_fraction
+
+    def __iter__(self):
+        tracker = CorruptionTracker(self.max_bad_fraction)
+        position, pending = 0, []
+        for url in self.shards.urls:
+            for sample in _shard_samples(url, tracker):
+                if self.limit is not None and position >= self.limit:
+                    break
+                mine = position % self.world == self.rank
+                position += 1
+                if not mine:
+                    continue
+                arr = _decode(sample, self.shards.resolution, tracker)
+                if arr is not None:
+                    pending.append(arr)
+                if len(pending) == self.batch_size:
+                    yield _to_batch(pending)
+                    pending = []
+        if pending:
+            yield _to_batch(pending)
+
+
+def eval_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
+                limit: Optional[int] = None) -> DataLoader:
+    return DataLoader(EvalStream(shards, batch_size, rank, world, limit), batch_size=None, num_workers=0)

@@ -1,0 +1,226 @@
+"""The packer: source images -> RGB squares -> shuffled WebDataset tar shards + dataset.json.
+
+Two phases keep memory flat and output deterministic whatever the number of workers:
+1. decode/crop/resize/encode in parallel, in source order, appending results to a spill file;
+2. permute the kept images with the seed, split train/val, write shards from the spill file.
+Every shard is written under a temporary name and renamed when whole; dataset.json comes last.
+"""
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import webdataset as wds
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import UserError
+from . import transforms
+from .manifest import FORMAT_VERSION, MANIFEST, sha256_file, write_json_atomic
+from .sources import Source, open_image_bytes, read_item
+from .synthetic import cartoon_face
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class PackOptions:
+    size: int = 64
+    crop: Optional[str] = None  # None: the source's default
+    image_format: str = "png"
+    quality: int = 95
+    shard_size: int = 2000
+    val_fraction: float = 0.02
+    workers: int = 0  # 0: all cores
+    seed: int = 0
+    limit: Optional[int] = None
+    dedupe: bool = False
+    overwrite: bool = False
+    command: str = ""
+
+
+@dataclass
+class PackResult:
+    counts: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    duplicates: int = 0
+    seconds: float = 0.0
+    images_in: int = 0
+
+
+_ZIPS: dict = {}  # per-worker cache of open zip archives
+
+
+def process_item(args):
+    """Worker: one item -> (ok, name, payload). payload is (encoded, meta, digest) or a reason."""
+    item, size, crop, fmt, quality = args
+    try:
+        if item.kind == "synthetic":
+            seed, index = item.ref
+            img = cartoon_face(index, seed)
+        else:
+            data = read_item(item, _ZIPS)
+            if not data:
+                return False, item.name, "empty file"
+            img = open_image_bytes(data)
+        orig = img.size
+        if min(orig) < 1:
+            return False, item.name, "image has no pixels"
+        img = transforms.resize_square(transforms.crop_square(transforms.to_rgb(img), crop), size)
+        encoded = transforms.encode(img, fmt, quality)
+        digest = hashlib.sha1(img.tobytes()).hexdigest()
+        meta = {"source": item.name, "width": orig[0], "height": orig[1]}
+        return True, item.name, (encoded, meta, digest)
+    except Exception as err:  # every failure of one image is a skip with its reason, never fatal
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        return False, item.name, reason
+
+
+def _prepare_out(out: str, overwrite: bool) -> None:
+    if os.path.isfile(out):
+        raise UserError(f"--out {out}: is a file, not a directory")
+    if os.path.isdir(out) and os.listdir(out):
+        if not overwrite:
+            raise UserError(f"--out {out}: directory is not empty (use --overwrite to replace it)")
+        # First remove the manifest, so the directory stops being a dataset before shards go.
+        if os.path.exists(os.path.join(out, MANIFEST)):
+            os.remove(os.path.join(out, MANIFEST))
+        for name in os.listdir(out):
+            if name.endswith(".tar") or ".tmp" in name or name.startswith(".facegan"):
+                os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+
+
+def _choose_splits(n: int, item_splits: list, opts: PackOptions, has_splits: bool) -> dict:
+    """Seeded global permutation of kept images, divided into splits."""
+    order = list(range(n))
+    random.Random(opts.seed).shuffle(order)
+    if has_splits:
+        return {s: [i for i in order if item_splits[i] == s] for s in SPLITS}
+    n_val = int(round(n * opts.val_fraction)) if n > 1 else 0
+    n_val = min(n_val, n - 1)
+    return {"train": order[n_val:], "val": order[:n_val]}
+
+
+def _write_shard(path: str, samples, spill) -> tuple:
+    """Write one tar under a temporary name, fsync, hash, rename into place."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        writer = wds.TarWriter(f, user="facegan", group="facegan", mtime=0.0)
+        for key, ext, offset, length, meta in samples:
+            spill.seek(offset)
+            writer.write({"__key__": key, ext: spill.read(length),
+                          "json": json.dumps(meta, sort_keys=True).encode()})
+        writer.close()
+        f.flush()
+        os.fsync(f.fileno())
+    digest = sha256_file(tmp)
+    os.replace(tmp, path)
+    return digest, os.path.getsize(path)
+
+
+def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
+    if not 8 <= opts.size <= 1024:
+        raise UserError(f"--size {opts.size}: must be between 8 and 1024")
+    if not 0 <= opts.val_fraction < 1:
+        raise UserError(f"--val-fraction {opts.val_fraction}: must be in [0, 1)")
+    if opts.shard_size < 1:
+        raise UserError(f"--shard-size {opts.shard_size}: must be at least 1")
+    fmt = transforms.FORMATS.get(opts.image_format.lower())
+    if fmt is None:
+        raise UserError(f"--format {opts.image_format}: expected png, jpg or webp")
+    crop = opts.crop or source.default_crop
+    if crop not in transforms.CROPS:
+        raise UserError(f"--crop {crop}: expected one of {', '.join(transforms.CROPS)}")
+    _prepare_out(out, opts.overwrite)
+
+    result = PackResult()
+    start = time.time()
+    workers = opts.workers or os.cpu_count() or 1
+    total = min(len(source), opts.limit) if opts.limit and len(source) else (opts.limit or len(source))
+    spill_path = os.path.join(out, f".facegan-spill.tmp-{os.getpid()}")
+    records, item_splits, seen = [], [], set()
+    labels = []  # each fed item's split label, by position (filled by the pool's feeder thread)
+
+    def tasks():
+        for n, item in enumerate(source.items()):
+            if opts.limit and n >= opts.limit:
+                return
+            labels.append(item.split or "train")
+            yield item, opts.size, crop, fmt, opts.quality
+
+    try:
+        with open(spill_path, "w+b") as spill:
+            pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+            try:
+                results = pool.imap(process_item, tasks(), chunksize=16) if pool else map(process_item, tasks())
+                bar = tqdm(results, total=total or None, unit="img", desc="packing",
+                           disable=None, file=sys.stderr, smoothing=0.1)
+                for ok, name, payload in bar:
+                    label = labels[result.images_in]
+                    result.images_in += 1
+                    if not ok:
+                        result.skipped.append({"source": name, "reason": payload})
+                        continue
+                    encoded, meta, digest = payload
+                    if opts.dedupe:
+                        if digest in seen:
+                            result.duplicates += 1
+                            continue
+                        seen.add(digest)
+                    offset = spill.tell()
+                    spill.write(encoded)
+                    records.append((offset, len(encoded), meta))
+                    item_splits.append(label)
+                bar.close()
+            finally:
+                if pool:
+                    pool.terminate()
+            if not records:
+                raise UserError(f"nothing to write: none of {result.images_in} inputs gave an image "
+                                f"({len(result.skipped)} skipped)")
+
+            splits = _choose_splits(len(records), item_splits, opts, source.has_splits)
+            manifest_splits = {}
+            written = tqdm(total=len(records), unit="img", desc="writing", disable=None, file=sys.stderr)
+            for split, order in splits.items():
+                if not order:
+                    continue
+                shards = []
+                for k, lo in enumerate(range(0, len(order), opts.shard_size)):
+                    chunk = order[lo:lo + opts.shard_size]
+                    name = f"{split}-{k:06d}.tar"
+                    samples = [(f"{split}{lo + j:09d}", fmt, *records[i]) for j, i in enumerate(chunk)]
+                    digest, nbytes = _write_shard(os.path.join(out, name), samples, spill)
+                    shards.append({"name": name, "count": len(chunk), "sha256": digest, "bytes": nbytes})
+                    written.update(len(chunk))
+                manifest_splits[split] = {"count": len(order), "shards": shards}
+                result.counts[split] = len(order)
+            written.close()
+    finally:
+        if os.path.exists(spill_path):
+            os.remove(spill_path)
+
+    result.seconds = time.time() - start
+    write_json_atomic(os.path.join(out, MANIFEST), {
+        "format_version": FORMAT_VERSION,
+        "facegan_version": __version__,
+        "resolution": opts.size,
+        "image_format": fmt,
+        "quality": opts.quality if fmt != "png" else None,
+        "crop": crop,
+        "seed": opts.seed,
+        "source": {"kind": source.kind, "inputs": result.images_in},
+        "count": sum(result.counts.values()),
+        "splits": manifest_splits,
+        "skipped": result.skipped,
+        "duplicates": result.duplicates,
+        "command": opts.command,
+    })
+    return result
