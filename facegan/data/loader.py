@@ -61,7 +61,7 @@ def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None)
 class CorruptionTracker:
     """Counts bad samples; fatal only when the bad fraction passes the threshold."""
 
-    def __init__(self, max_fraction: float, min_seen: int = 50):
+    def __init__(self, max_fraction: float, min_seen: int = 200):
         self.max_fraction, self.min_seen = max_fraction, min_seen
         self.seen = self.bad = 0
 
@@ -120,12 +120,16 @@ class TrainStream(IterableDataset):
         self.start_batch, self.max_bad_fraction = start_batch, max_bad_fraction
 
     def _assignment(self, slot, nslots):
-        """(url, count-for-this-slot, residue, modulus) for each shard this slot reads."""
-        urls, counts = self.shards.urls, self.shards.counts or [None] * len(self.shards.urls)
-        if len(urls) >= nslots:
-            return [(u, c, 0, 1) for u, c in list(zip(urls, counts))[slot::nslots]]
-        return [(u, None if c is None else len(range(slot, c, nslots)), slot, nslots)
-                for u, c in zip(urls, counts)]
+        """(url, count-for-this-slot, residue, modulus) for each shard this slot reads: whole
+        shards dealt round-robin while every slot can get one, and the leftover shards split
+        by sample position, so slots stay balanced even when shards don't divide evenly."""
+        counts = self.shards.counts or [None] * len(self.shards.urls)
+        pairs = list(zip(self.shards.urls, counts))
+        n_whole = len(pairs) // nslots * nslots
+        whole = [(u, c, 0, 1) for u, c in pairs[:n_whole][slot::nslots]]
+        rest = [(u, None if c is None else len(range(slot, c, nslots)), slot, nslots)
+                for u, c in pairs[n_whole:]]
+        return whole + rest
 
     def __iter__(self):
         info = get_worker_info()
@@ -174,6 +178,13 @@ class TrainStream(IterableDataset):
             samples = [s for i, s in enumerate(_shard_samples(url, tracker)) if i % modulus == residue]
             rng.shuffle(samples)
             yield from samples
+
+
+def batches_per_pass(shards: ShardSet, batch_size: int, world: int) -> int:
+    """Steps per rank that make one pass over the data (the same on every rank)."""
+    if not shards.total:
+        raise UserError("the number of samples is unknown for bare shard URLs; give a dataset directory")
+    return max(1, shards.total // (batch_size * world))
 
 
 def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,

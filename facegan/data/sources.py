@@ -216,6 +216,8 @@ class HubSource(Source):
         except Exception as err:
             raise UserError(f"{spec}: cannot load dataset ({type(err).__name__}: {err})".splitlines()[0]) from None
         col = next((k for k, f in ds.features.items() if isinstance(f, datasets.Image)), None)
+        if col is None:  # parquet written without the hub's feature metadata: a {bytes, path} struct
+            col = next((k for k, f in ds.features.items() if isinstance(f, dict) and "bytes" in f), None)
         if col is None:
             raise UserError(f"{spec}: no image column in features {list(ds.features)}")
         self.col = col

@@ -1,0 +1,125 @@
+"""Shared fixtures: tests make every input they use (images, archives, CelebA tree, parquet)."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def face_like(seed: int, size=(40, 48)) -> Image.Image:
+    """A small distinct RGB image (random blocks), so dedupe and split checks can tell them apart."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.Resampling.NEAREST)
+
+
+def encoded(img: Image.Image, fmt="PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def make_folder(root, n=12, nested=True):
+    os.makedirs(root, exist_ok=True)
+    for i in range(n):
+        sub = os.path.join(root, f"class{i % 3}") if nested else root
+        os.makedirs(sub, exist_ok=True)
+        fmt, ext = [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp"), ("BMP", "bmp")][i % 4]
+        face_like(i).save(os.path.join(sub, f"img{i:03d}.{ext}"), format=fmt)
+    return root
+
+
+def make_bad_files(root):
+    """A zero-byte file, a truncated JPEG and a text file dressed as an image."""
+    open(os.path.join(root, "empty.jpg"), "wb").close()
+    data = encoded(face_like(99, (64, 64)), "JPEG", quality=90)
+    with open(os.path.join(root, "truncated.jpg"), "wb") as f:
+        f.write(data[: len(data) // 3])
+    with open(os.path.join(root, "notes.png"), "w") as f:
+        f.write("this is not an image\n")
+    return {"empty.jpg", "truncated.jpg", "notes.png"}
+
+
+def make_zip(path, n=10):
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            zf.writestr(f"faces/{i:03d}.png", encoded(face_like(100 + i)))
+        zf.writestr("faces/readme.txt", "not an image")
+    return path
+
+
+def make_tar(path, n=10):
+    with tarfile.open(path, "w:gz") as tf:
+        for i in range(n):
+            data = encoded(face_like(200 + i), "JPEG", quality=95)
+            info = tarfile.TarInfo(f"faces/{i:03d}.jpg")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def make_celeba(root, n=15):
+    """img_align_celeba/ with 178x218 images and the official partition file (0/1/2)."""
+    img_dir = os.path.join(root, "img_align_celeba")
+    os.makedirs(img_dir)
+    lines = []
+    for i in range(1, n + 1):
+        name = f"{i:06d}.jpg"
+        face_like(300 + i, (178, 218)).save(os.path.join(img_dir, name), quality=95)
+        lines.append(f"{name} {0 if i <= n - 6 else (1 if i <= n - 3 else 2)}")
+    with open(os.path.join(root, "list_eval_partition.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return root
+
+
+def make_parquet(path, n=10, bad=0):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"bytes": encoded(face_like(400 + i)), "path": f"anime_{i}.png"} for i in range(n)]
+    rows += [{"bytes": b"garbage", "path": f"bad_{i}.png"} for i in range(bad)]
+    table = pa.table({"image": pa.array(rows, pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                      "label": pa.array(list(range(len(rows))))})
+    # The schema metadata the Hugging Face hub writes, so `datasets` sees an Image feature.
+    features = {"image": {"_type": "Image"}, "label": {"dtype": "int64", "_type": "Value"}}
+    table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def run_cli(*args, env=None, timeout=300):
+    """Run a console command as a user would; returns CompletedProcess with text output."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=ROOT)
+
+
+def shard(*args, **kw):
+    return run_cli("-m", "facegan.cli.shard", *args, **kw)
+
+
+def read_manifest(out):
+    with open(os.path.join(out, "dataset.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def cartoon_shards(tmp_path_factory):
+    """A small synthetic dataset at 32x32 shared by loader and trainer tests."""
+    out = str(tmp_path_factory.mktemp("cartoon32"))
+    from facegan.data.shard import PackOptions, pack
+    from facegan.data.sources import open_source
+
+    pack(open_source("synthetic:cartoon", limit=640), out,
+         PackOptions(size=32, shard_size=64, val_fraction=0.1, workers=1, overwrite=True))
+    return out
