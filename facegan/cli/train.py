@@ -1,0 +1,41 @@
+"""facegan-train: train a DCGAN from a YAML config with dotted overrides (key=value)."""
+
+import argparse
+import sys
+
+from ..errors import UserError, cli_entry
+
+EPILOG = """overrides set any config key, e.g.:
+  train.total_kimg=5 train.batch_size=64 model.resolution=32 run.dir=runs/try1 log.wandb=offline
+
+launch on several devices with Accelerate:
+  accelerate launch --multi_gpu --num_processes 8 launch/train.py --config configs/celeba64.yaml
+"""
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="facegan-train", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML recipe (configs/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+    return p
+
+
+@cli_entry("facegan-train")
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from ..config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    from ..train.loop import NonFiniteLoss, train
+
+    try:
+        train(cfg)
+    except NonFiniteLoss as err:
+        print(f"facegan-train: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

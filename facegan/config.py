@@ -1,0 +1,217 @@
+"""Typed run configuration: YAML in, dotted CLI overrides, validation, YAML out.
+
+Every key is a dataclass field; an unknown key or a value of the wrong type is a UserError
+naming the key, so a typo never silently trains with a default.
+"""
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import List, Optional, Union
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class DataConfig:
+    shards: str = "shards/cartoon64"  # dataset directory, or shard URLs (brace patterns, pipe:, http)
+    workers: int = 2  # DataLoader worker processes per rank
+    max_bad_fraction: float = 0.01  # corrupt samples tolerated before the run stops
+    flip: bool = True  # random horizontal flips, applied on the device
+
+
+@dataclass
+class ModelConfig:
+    resolution: int = 64
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128  # global, split evenly across processes
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
+    total_kimg: float = 1000.0
+    checkpoint_every_kimg: float = 50.0
+    sample_every_kimg: float = 10.0
+    keep_checkpoints: int = 3
+    ema: Union[float, str] = 10.0  # half-life in kimg (>= 1 or "0.5kimg"), a beta in (0, 1), or 0: off
+    mixed_precision: str = "auto"  # auto | no | fp16 | bf16
+    seed: int = 0
+    sync_batchnorm: bool = False  # SyncBatchNorm on multi-GPU CUDA
+    max_steps: int = 0  # stop after this many steps (0: run to total_kimg); for smoke runs
+
+
+@dataclass
+class RunConfig:
+    dir: str = "runs/demo"
+    resume: str = "auto"  # auto | none | PATH to a checkpoint directory
+
+
+@dataclass
+class LogConfig:
+    every_steps: int = 50  # status line, metrics.jsonl and tracker cadence
+    wandb: str = "off"  # off | offline | online
+    project: str = "facegan"
+    name: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    every_kimg: float = 0.0  # FID during training; 0: off
+    n: int = 5000  # generated images per evaluation
+    ref: Optional[str] = None  # reference shards (default: data.shards, val split)
+    inception_weights: Optional[str] = None
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _check_type(key: str, value, tp):
+    """Return value converted to tp, or raise UserError naming the key."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(key, value, arg)
+            except UserError:
+                pass
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+        raise UserError(f"{key}: expected {names}, got {value!r}")
+    if origin in (list, List):
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{key}: expected a list, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise UserError(f"{key}: expected {tp.__name__}, got {value!r}")
+
+
+def _apply(obj, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(type(obj))
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if k not in hints:
+            known = ", ".join(f"{prefix}{n}" for n in hints)
+            raise UserError(f"unknown config key '{key}' (known: {known})")
+        if dataclasses.is_dataclass(hints[k]):
+            if not isinstance(v, dict):
+                raise UserError(f"{key}: expected a section (mapping), got {v!r}")
+            _apply(getattr(obj, k), v, key + ".")
+        else:
+            setattr(obj, k, _check_type(key, v, hints[k]))
+
+
+def parse_override(text: str) -> dict:
+    """'train.total_kimg=5' -> {'train': {'total_kimg': 5}}; the value is parsed as YAML."""
+    if "=" not in text:
+        raise UserError(f"override '{text}': expected KEY=VALUE, e.g. train.total_kimg=5")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    nested: dict = {}
+    cur = nested
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return nested
+
+
+def load_config(path: Optional[str] = None, overrides: List[str] = ()) -> Config:
+    cfg = Config()
+    if path:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as err:
+            raise UserError(f"--config {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise UserError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"--config {path}: expected a mapping of sections")
+        _apply(cfg, data)
+    for text in overrides:
+        _apply(cfg, parse_override(text))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    r = cfg.model.resolution
+    if r not in (16, 32, 64, 128, 256, 512):
+        raise UserError(f"model.resolution: {r} is not a power of two in 16..512")
+    for key in ("model.nz", "model.ngf", "model.ndf", "train.batch_size", "train.keep_checkpoints",
+                "log.every_steps"):
+        sec, name = key.split(".")
+        if getattr(getattr(cfg, sec), name) < 1:
+            raise UserError(f"{key}: must be at least 1")
+    if cfg.train.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+        raise UserError(f"train.mixed_precision: expected auto, no, fp16 or bf16, got {cfg.train.mixed_precision!r}")
+    if cfg.log.wandb not in ("off", "offline", "online"):
+        raise UserError(f"log.wandb: expected off, offline or online, got {cfg.log.wandb!r}")
+    if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):
+        raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
+    if cfg.train.total_kimg <= 0:
+        raise UserError("train.total_kimg: must be positive")
+    ema_beta(cfg.train.ema, 1)  # raises on a malformed value
+
+
+def ema_beta(ema, batch_size: int) -> float:
+    """The per-step EMA decay: from a half-life in kimg, or a beta given directly; 0 turns EMA off."""
+    if isinstance(ema, str):
+        text = ema.strip().lower()
+        if not text.endswith("kimg"):
+            raise UserError(f"train.ema: expected a number or 'Nkimg', got {ema!r}")
+        try:
+            half_life = float(text[:-4])
+        except ValueError:
+            raise UserError(f"train.ema: expected a number or 'Nkimg', got {ema!r}") from None
+    elif ema == 0:
+        return 0.0
+    elif 0 < ema < 1:
+        return float(ema)
+    elif ema >= 1:
+        half_life = float(ema)
+    else:
+        raise UserError(f"train.ema: must be >= 0, got {ema}")
+    return 0.5 ** (batch_size / (half_life * 1000.0))
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Config, path: str) -> None:
+    with open(path, "w") as f:
+        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)

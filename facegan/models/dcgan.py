@@ -1,0 +1,93 @@
+"""DCGAN (Radford et al., 2015), with the resolution setting the depth.
+
+G: z (nz x 1 x 1) -> ConvTranspose to 4x4 -> [ConvTranspose(4, 2, 1), BatchNorm, ReLU]* -> tanh RGB.
+D: mirror image: strided Conv, BatchNorm (not after the first layer), LeakyReLU(0.2), and a
+final 4x4 Conv to one logit per image (no sigmoid: the loss is BCE-with-logits).
+Channel width at a feature map of side r is width * min(8, resolution / (2r)): the classic
+64x64 model (ngf*8 at 4x4 down to ngf at 32x32), extended to 16..512 without exploding widths.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+def _width(base: int, resolution: int, side: int) -> int:
+    return base * min(8, resolution // (2 * side))
+
+
+def _check(resolution: int):
+    if resolution < 16 or resolution & (resolution - 1):
+        raise ValueError(f"resolution must be a power of two >= 16, got {resolution}")
+
+
+class Generator(nn.Module):
+    def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3):
+        super().__init__()
+        _check(resolution)
+        self.resolution, self.nz = resolution, nz
+        c = _width(ngf, resolution, 4)
+        layers = [nn.ConvTranspose2d(nz, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+        side = 4
+        while side * 2 < resolution:
+            c_out = _width(ngf, resolution, side * 2)
+            layers += [nn.ConvTranspose2d(c, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            c, side = c_out, side * 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() == 2:
+            z = z[:, :, None, None]
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3):
+        super().__init__()
+        _check(resolution)
+        side = resolution // 2
+        c = _width(ndf, resolution, side)
+        layers = [nn.Conv2d(channels, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        while side > 4:
+            c_out = _width(ndf, resolution, side // 2)
+            layers += [nn.Conv2d(c, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            c, side = c_out, side // 2
+        layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False)]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten()  # one logit per image
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init: conv weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def architecture(model_cfg) -> dict:
+    """What must match for weights to load: stored in every checkpoint and export."""
+    return {"arch": "dcgan", "resolution": model_cfg.resolution, "nz": model_cfg.nz,
+            "ngf": model_cfg.ngf, "ndf": model_cfg.ndf, "channels": 3}
+
+
+def build_models(model_cfg, seed: int = 0):
+    """G and D, initialised identically on every rank for a given seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        g = Generator(model_cfg.resolution, model_cfg.nz, model_cfg.ngf)
+        d = Discriminator(model_cfg.resolution, model_cfg.ndf)
+        init_weights(g)
+        init_weights(d)
+    return g, d
+
+
+def depth(resolution: int) -> int:
+    return int(math.log2(resolution)) - 2

@@ -1,0 +1,1 @@
+"""Training: the loop, checkpoints, EMA, losses, sample grids, metrics and trackers."""

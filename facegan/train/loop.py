@@ -1,0 +1,350 @@
+"""The training loop, readable top to bottom: setup, resume, steps, status, samples, checkpoints."""
+
+import math
+import os
+import signal
+import time
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+from ..config import Config, dump_config, ema_beta, to_dict
+from ..data.loader import resolve_shards, train_loader
+from ..errors import UserError
+from ..models import architecture, build_models
+from . import checkpoint as ckpt
+from .ema import make_ema, update_ema
+from .losses import d_loss, g_loss
+from .samples import fixed_noise, generate, save_grid
+from .tracking import MetricsLog, log_grid, peak_memory_mb, wandb_init_kwargs
+
+GRID = 64  # images in each fixed-noise grid
+SYNC_EVERY = 10  # steps between the (cheap) cross-rank checks for a stop signal or a bad loss
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------- setup helpers
+
+def pick_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """auto: bf16 where CUDA supports it, fp16 (loss scaling) on older CUDA, fp32 elsewhere."""
+    if requested != "auto":
+        if requested == "fp16" and device != "cuda":
+            raise UserError(f"train.mixed_precision: fp16 needs a CUDA device (this run is on {device})")
+        return requested
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class StopSignal:
+    """SIGTERM/SIGINT set a flag; every rank finishes its step, then all checkpoint and exit 0."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def describe(accelerator: Accelerator, device: str, precision: str) -> str:
+    n = accelerator.num_processes
+    if n > 1:
+        backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else "?"
+        mode = f"{n} processes, DDP over {backend}"
+    else:
+        mode = "1 process"
+    name = torch.cuda.get_device_name(accelerator.device) if device == "cuda" else device
+    prec = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + loss scaling"}[precision]
+    return f"facegan: device {name} ({mode}), precision {prec}"
+
+
+# ---------------------------------------------------------------- the run
+
+def train(cfg: Config) -> str:
+    """Train until total_kimg (or a stop signal). Returns the newest checkpoint's path."""
+    device_kind = pick_device()
+    precision = resolve_precision(cfg.train.mixed_precision, device_kind)
+    wandb_on = cfg.log.wandb != "off"
+    accelerator = Accelerator(
+        cpu=device_kind == "cpu", mixed_precision=precision, log_with="wandb" if wandb_on else None,
+        # D sees real and fake as separate batches: DDP's in-place buffer broadcast between the
+        # two forwards would break autograd, and BatchNorm statistics stay per rank as in DCGAN.
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    accelerator.print(describe(accelerator, device_kind, precision))
+    if cfg.train.batch_size % world:
+        raise UserError(f"train.batch_size: {cfg.train.batch_size} does not divide evenly over {world} processes")
+    batch = cfg.train.batch_size // world
+
+    run_dir = cfg.run.dir
+    ckpt_root = os.path.join(run_dir, "checkpoints")
+    if accelerator.is_main_process:
+        os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
+        dump_config(cfg, os.path.join(run_dir, "config.yaml"))
+    shards = resolve_shards(cfg.data.shards, "train", cfg.model.resolution)
+
+    # Models: identical initial weights on every rank; DDP also broadcasts rank 0's on wrap.
+    arch = architecture(cfg.model)
+    G, D = build_models(cfg.model, cfg.train.seed)
+    if cfg.train.sync_batchnorm and world > 1 and device_kind == "cuda":
+        G, D = (torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
+    G_ema = make_ema(G).to(device)
+    betas = tuple(cfg.train.betas)
+    fused = {"fused": True} if device_kind == "cuda" else {}
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=betas, **fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=betas, **fused)
+
+    # Resume before prepare(): weights and optimizer state load into the plain modules.
+    step, images_seen, wandb_id = 0, 0, None
+    resume_path, state = _resume_target(cfg, ckpt_root, accelerator)
+    if resume_path:
+        ckpt.load_checkpoint(resume_path, state, {"G": G, "G_ema": G_ema, "D": D},
+                             {"opt_G": opt_G, "opt_D": opt_D}, arch)
+        step, images_seen, wandb_id = state["step"], state["images_seen"], state.get("wandb_id")
+        accelerator.print(f"facegan: resumed from {resume_path} (step {step}, {images_seen / 1000:.1f} kimg)")
+    G, D, opt_G, opt_D = accelerator.prepare(G, D, opt_G, opt_D)
+    G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+    if resume_path:
+        if state.get("scaler") and accelerator.scaler is not None:
+            accelerator.scaler.load_state_dict(state["scaler"])
+        if state.get("world_size") == world:
+            ckpt.restore_rng(ckpt.load_rng(resume_path, rank), device)
+        else:
+            accelerator.print(f"facegan: warning: checkpoint was written by {state.get('world_size')} "
+                              f"processes, this run has {world}; RNG streams start fresh")
+            set_seed(cfg.train.seed + step, device_specific=True)
+    else:
+        set_seed(cfg.train.seed, device_specific=True)  # distinct noise and flips per rank
+
+    if wandb_on:
+        accelerator.init_trackers(cfg.log.project, config=to_dict(cfg),
+                                  init_kwargs=wandb_init_kwargs(cfg, wandb_id))
+        if accelerator.is_main_process:
+            wandb_id = accelerator.get_tracker("wandb", unwrap=True).id
+
+    # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
+    loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
+                          workers=cfg.data.workers, pin_memory=device_kind == "cuda",
+                          max_bad_fraction=cfg.data.max_bad_fraction)
+    batches = iter(loader)
+
+    beta = ema_beta(cfg.train.ema, cfg.train.batch_size)
+    total_images = int(cfg.train.total_kimg * 1000)
+    per_step = cfg.train.batch_size
+    metrics = MetricsLog(os.path.join(run_dir, "metrics.jsonl"), accelerator.is_main_process)
+    z_fixed = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
+    evaluator = _make_evaluator(cfg, accelerator)
+
+    def every(kimg_interval, before, after):
+        if kimg_interval <= 0:
+            return False
+        n = kimg_interval * 1000
+        return math.floor(after / n) > math.floor(before / n)
+
+    def write_samples():
+        if accelerator.is_main_process:
+            G_ema.eval()
+            grid = save_grid(generate(G_ema, z_fixed), os.path.join(
+                run_dir, "samples", f"fakes-kimg{images_seen / 1000:010.3f}.png"))
+            log_grid(accelerator, grid, step)
+            return grid
+
+    def write_checkpoint():
+        rng = {r: {k: v for k, v in zip(names, tensors)} for r, (names, tensors) in
+               enumerate(_gather_rng(accelerator, device))}
+        path = None
+        if accelerator.is_main_process:
+            scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
+            path = ckpt.save_checkpoint(
+                ckpt_root, step, {"G": G_raw, "G_ema": G_ema, "D": D_raw}, {"opt_G": opt_G, "opt_D": opt_D},
+                arch, {"images_seen": images_seen, "scaler": scaler, "wandb_id": wandb_id,
+                       "dataset": cfg.data.shards, "kimg": images_seen / 1000},
+                rng, cfg.train.keep_checkpoints)
+        accelerator.wait_for_everyone()
+        return path or ckpt.list_checkpoints(ckpt_root)[0] if accelerator.is_main_process else path
+
+    if accelerator.is_main_process and not resume_path:
+        reals = next(iter(train_loader(shards, GRID, seed=cfg.train.seed + 1)))
+        save_grid(reals[:GRID], os.path.join(run_dir, "samples", "reals.png"))
+        write_samples()
+
+    # ---------------------------------------------------------------- steps
+    stats = torch.zeros(4, device=device)  # sums of loss_D, loss_G, D(x), D(G(z)) since the last log
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    stats_steps, t_log, img_log = 0, time.time(), images_seen
+    newest = None
+    stopped_by_signal = False
+    with StopSignal() as stop:
+        while images_seen < total_images:
+            real = next(batches).to(device, non_blocking=True)
+            real = real.float().div_(127.5).sub_(1.0)  # uint8 -> [-1, 1] on the device
+            if cfg.data.flip:
+                flip = torch.rand(real.shape[0], 1, 1, 1, device=device) < 0.5
+                real = torch.where(flip, real.flip(3), real)
+            z = torch.randn(real.shape[0], cfg.model.nz, 1, 1, device=device)
+
+            # D step: real and fake as separate batches, through the DDP-wrapped D.
+            requires_grad(D_raw, True)
+            with accelerator.autocast():
+                fake = G(z)
+                logits_real, logits_fake = D(real), D(fake.detach())
+                loss_D = d_loss(logits_real, logits_fake)
+            opt_D.zero_grad(set_to_none=True)
+            accelerator.backward(loss_D)
+            opt_D.step()
+
+            # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
+            requires_grad(D_raw, False)
+            with accelerator.autocast():
+                logits_gen = D_raw(fake)
+                loss_G = g_loss(logits_gen)
+            opt_G.zero_grad(set_to_none=True)
+            accelerator.backward(loss_G)
+            opt_G.step()
+            update_ema(G_ema, G_raw, beta)
+
+            before = images_seen
+            step += 1
+            images_seen += per_step
+            with torch.no_grad():
+                stats += torch.stack([loss_D.detach(), loss_G.detach(),
+                                      torch.sigmoid(logits_real.detach().float()).mean(),
+                                      torch.sigmoid(logits_fake.detach().float()).mean()])
+                bad_now = ~torch.isfinite(loss_D.detach() + loss_G.detach())
+                first_bad = torch.where(bad_now & (first_bad < 0), torch.full_like(first_bad, step), first_bad)
+            stats_steps += 1
+
+            # Cross-rank decisions at a fixed cadence (a host sync), never every step.
+            check = step % SYNC_EVERY == 0 or world == 1
+            if check:
+                flags = torch.stack([torch.tensor(float(stop.requested), device=device),
+                                     torch.where(first_bad >= 0, first_bad, torch.full_like(first_bad, 2**62)).float()])
+                flags = accelerator.reduce(flags.unsqueeze(0), reduction="sum" if world == 1 else "sum")[0]
+                flags_list = flags.tolist()
+                if flags_list[1] < 2**62 * world:
+                    bad_step = int(first_bad.item()) if first_bad.item() >= 0 else step
+                    last = ckpt.list_checkpoints(ckpt_root)
+                    raise NonFiniteLoss(f"non-finite loss at step {bad_step}; stopping. Last good checkpoint: "
+                                        f"{last[0] if last else 'none'}")
+                if flags_list[0] > 0:
+                    stopped_by_signal = True
+            if step % cfg.log.every_steps == 0 or stopped_by_signal or images_seen >= total_images:
+                _status(accelerator, cfg, metrics, stats, stats_steps, step, images_seen, t_log, img_log,
+                        opt_G, opt_D, device)
+                stats.zero_()
+                stats_steps, t_log, img_log = 0, time.time(), images_seen
+            if every(cfg.train.sample_every_kimg, before, images_seen):
+                write_samples()
+            if evaluator and every(cfg.eval.every_kimg, before, images_seen):
+                evaluator(G_ema, step, images_seen, ckpt_root, write_checkpoint)
+            if every(cfg.train.checkpoint_every_kimg, before, images_seen) or stopped_by_signal:
+                newest = write_checkpoint()
+            if stopped_by_signal:
+                accelerator.print(f"facegan: stop requested; checkpoint written at step {step}, exiting")
+                break
+            if cfg.train.max_steps and step >= cfg.train.max_steps:
+                break
+
+    if not stopped_by_signal:
+        if not newest or not newest.endswith(ckpt.step_dir_name(step)):
+            newest = write_checkpoint()
+        write_samples()
+    if accelerator.is_main_process:
+        _finish_report(run_dir)
+        grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
+        accelerator.print(f"facegan: done at step {step} ({images_seen / 1000:.1f} kimg). "
+                          f"Newest sample grid: {os.path.join(run_dir, 'samples', grids[-1])}")
+        accelerator.print(f"facegan: newest checkpoint: {newest}")
+    accelerator.end_training()
+    return newest
+
+
+def _resume_target(cfg: Config, ckpt_root: str, accelerator: Accelerator):
+    mode = cfg.run.resume
+    if mode == "none":
+        return None, None
+    if mode == "auto":
+        return ckpt.find_resumable(ckpt_root, log=accelerator.print)
+    return mode, ckpt.verify(mode)
+
+
+def _gather_rng(accelerator: Accelerator, device: torch.device):
+    """Every rank's RNG state, gathered to all (fixed-shape tensors, so a plain all-gather)."""
+    mine = ckpt.rng_tensors(device)
+    names = sorted(mine)
+    if accelerator.num_processes == 1:
+        return [(names, [mine[n] for n in names])]
+    out = [(names, []) for _ in range(accelerator.num_processes)]
+    for n in names:
+        t = mine[n]
+        raw = t.view(torch.uint8) if t.dtype != torch.uint8 else t
+        gathered = accelerator.gather(raw.to(device).unsqueeze(0)).cpu()
+        for r in range(accelerator.num_processes):
+            out[r][1].append(gathered[r].view(t.dtype).clone())
+    return out
+
+
+def _status(accelerator, cfg, metrics, stats, n, step, images_seen, t_log, img_log, opt_G, opt_D, device):
+    """One status line, one metrics.jsonl record, one tracker log: the only routine host sync."""
+    mean = accelerator.reduce(stats / max(n, 1), reduction="mean").tolist()  # note: a sync point
+    dt = max(time.time() - t_log, 1e-9)
+    imgs = images_seen - img_log
+    rec = {"step": step, "kimg": round(images_seen / 1000, 3), "loss_D": mean[0], "loss_G": mean[1],
+           "D_real": mean[2], "D_fake": mean[3], "img_per_s": imgs / dt,
+           "sec_per_kimg": dt / max(imgs / 1000, 1e-9), "peak_mem_mb": peak_memory_mb(device),
+           "lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"]}
+    accelerator.print(f"kimg {rec['kimg']:9.3f}  step {step:7d}  loss_D {mean[0]:.3f}  loss_G {mean[1]:.3f}  "
+                      f"D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  {rec['img_per_s']:8.1f} img/s  "
+                      f"{rec['sec_per_kimg']:7.2f} s/kimg  mem {rec['peak_mem_mb']:.0f} MB")
+    metrics.write(rec)
+    accelerator.log({k: v for k, v in rec.items() if k != "step"}, step=step)
+
+
+def _make_evaluator(cfg, accelerator):
+    """FID during training (facegan.eval), when eval.every_kimg is set."""
+    if cfg.eval.every_kimg <= 0:
+        return None
+    from ..eval.during_training import TrainingEvaluator
+
+    return TrainingEvaluator(cfg, accelerator)
+
+
+def _finish_report(run_dir):
+    """The training report (plots, progress GIF, HTML), when the report module is available."""
+    try:
+        from ..eval.report import write_report
+    except ImportError:
+        return
+    try:
+        write_report(run_dir)
+    except Exception as err:  # a report must never cost a finished run its exit status
+        print(f"facegan: warning: report not written ({type(err).__name__}: {err})")
