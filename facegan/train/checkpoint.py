@@ -76,7 +76,12 @@ def load_optimizer(opt, path: str) -> None:
     for key, value in json.loads(meta.get("scalars", "{}")).items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    groups = json.loads(meta["param_groups"])
+    for g in groups:  # JSON turned tuples (betas) into lists
+        for k, v in g.items():
+            if k != "params" and isinstance(v, list):
+                g[k] = tuple(v)
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 # ---------------------------------------------------------------- RNG states

@@ -4,6 +4,7 @@ import math
 import os
 import signal
 import time
+from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
@@ -89,8 +90,19 @@ def describe(accelerator: Accelerator, device: str, precision: str) -> str:
 
 # ---------------------------------------------------------------- the run
 
-def train(cfg: Config) -> str:
-    """Train until total_kimg (or a stop signal). Returns the newest checkpoint's path."""
+@dataclass
+class TrainResult:
+    checkpoint: str  # newest checkpoint (on the main process; None elsewhere)
+    step: int
+    images_seen: int
+    stopped: bool  # by SIGTERM/SIGINT
+    G: torch.nn.Module
+    G_ema: torch.nn.Module
+    D: torch.nn.Module
+
+
+def train(cfg: Config) -> TrainResult:
+    """Train until total_kimg (or a stop signal)."""
     device_kind = pick_device()
     precision = resolve_precision(cfg.train.mixed_precision, device_kind)
     wandb_on = cfg.log.wandb != "off"
@@ -130,9 +142,21 @@ def train(cfg: Config) -> str:
         ckpt.load_checkpoint(resume_path, state, {"G": G, "G_ema": G_ema, "D": D},
                              {"opt_G": opt_G, "opt_D": opt_D}, arch)
         step, images_seen, wandb_id = state["step"], state["images_seen"], state.get("wandb_id")
+        for opt, lr in ((opt_G, cfg.train.lr_g), (opt_D, cfg.train.lr_d)):  # the config's lr wins
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr, betas
         accelerator.print(f"facegan: resumed from {resume_path} (step {step}, {images_seen / 1000:.1f} kimg)")
     G, D, opt_G, opt_D = accelerator.prepare(G, D, opt_G, opt_D)
     G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+
+    # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
+    loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
+                          workers=cfg.data.workers, pin_memory=device_kind == "cuda",
+                          max_bad_fraction=cfg.data.max_bad_fraction)
+    # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
+    # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
+    batches = iter(loader)
+
     if resume_path:
         if state.get("scaler") and accelerator.scaler is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
@@ -150,12 +174,6 @@ def train(cfg: Config) -> str:
                                   init_kwargs=wandb_init_kwargs(cfg, wandb_id))
         if accelerator.is_main_process:
             wandb_id = accelerator.get_tracker("wandb", unwrap=True).id
-
-    # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
-    loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
-                          workers=cfg.data.workers, pin_memory=device_kind == "cuda",
-                          max_bad_fraction=cfg.data.max_bad_fraction)
-    batches = iter(loader)
 
     beta = ema_beta(cfg.train.ema, cfg.train.batch_size)
     total_images = int(cfg.train.total_kimg * 1000)
@@ -178,7 +196,11 @@ def train(cfg: Config) -> str:
             log_grid(accelerator, grid, step)
             return grid
 
+    last_ckpt_step = step if resume_path else -1
+
     def write_checkpoint():
+        nonlocal last_ckpt_step
+        _average_buffers(accelerator, (G_raw, D_raw, G_ema))
         rng = {r: {k: v for k, v in zip(names, tensors)} for r, (names, tensors) in
                enumerate(_gather_rng(accelerator, device))}
         path = None
@@ -190,10 +212,12 @@ def train(cfg: Config) -> str:
                        "dataset": cfg.data.shards, "kimg": images_seen / 1000},
                 rng, cfg.train.keep_checkpoints)
         accelerator.wait_for_everyone()
-        return path or ckpt.list_checkpoints(ckpt_root)[0] if accelerator.is_main_process else path
+        last_ckpt_step = step  # the same on every rank, so every rank takes the same branches
+        return path
 
     if accelerator.is_main_process and not resume_path:
-        reals = next(iter(train_loader(shards, GRID, seed=cfg.train.seed + 1)))
+        with torch.random.fork_rng(devices=[]):  # must not shift the training RNG stream
+            reals = next(iter(train_loader(shards, GRID, seed=cfg.train.seed + 1)))
         save_grid(reals[:GRID], os.path.join(run_dir, "samples", "reals.png"))
         write_samples()
 
@@ -275,8 +299,10 @@ def train(cfg: Config) -> str:
                 break
 
     if not stopped_by_signal:
-        if not newest or not newest.endswith(ckpt.step_dir_name(step)):
+        if last_ckpt_step != step:
             newest = write_checkpoint()
+        elif accelerator.is_main_process:
+            newest = os.path.join(ckpt_root, ckpt.step_dir_name(step))
         write_samples()
     if accelerator.is_main_process:
         _finish_report(run_dir)
@@ -285,7 +311,7 @@ def train(cfg: Config) -> str:
                           f"Newest sample grid: {os.path.join(run_dir, 'samples', grids[-1])}")
         accelerator.print(f"facegan: newest checkpoint: {newest}")
     accelerator.end_training()
-    return newest
+    return TrainResult(newest, step, images_seen, stopped_by_signal, G_raw, G_ema, D_raw)
 
 
 def _resume_target(cfg: Config, ckpt_root: str, accelerator: Accelerator):
@@ -295,6 +321,18 @@ def _resume_target(cfg: Config, ckpt_root: str, accelerator: Accelerator):
     if mode == "auto":
         return ckpt.find_resumable(ckpt_root, log=accelerator.print)
     return mode, ckpt.verify(mode)
+
+
+@torch.no_grad()
+def _average_buffers(accelerator: Accelerator, modules) -> None:
+    """BatchNorm running statistics drift apart per rank (buffers are not broadcast, see above);
+    average them at checkpoint time so every rank, and the checkpoint, hold the same state."""
+    if accelerator.num_processes == 1:
+        return
+    for module in modules:
+        for buf in module.buffers():
+            if buf.is_floating_point():
+                buf.copy_(accelerator.reduce(buf.clone(), reduction="mean"))
 
 
 def _gather_rng(accelerator: Accelerator, device: torch.device):
