@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEMO_SHARDS ?= shards/cartoon64
+DEMO_SHARDS ?= shards/cartoon32
 DEMO_IMAGES ?= 12000
 
 .PHONY: install demo test test-fast bench clean
@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 $(DEMO_SHARDS)/dataset.json: $(STAMP)
-	$(BIN)/facegan-shard synthetic:cartoon --out $(DEMO_SHARDS) --size 64 --limit $(DEMO_IMAGES) --overwrite
+	$(BIN)/facegan-shard synthetic:cartoon --out $(DEMO_SHARDS) --size 32 --limit $(DEMO_IMAGES) --overwrite
 
 # Pack synthetic cartoon faces, train the demo DCGAN on CPU (or whatever device is present).
 demo: $(DEMO_SHARDS)/dataset.json

@@ -289,7 +289,8 @@ def train(cfg: Config) -> TrainResult:
             if every(cfg.train.sample_every_kimg, before, images_seen):
                 write_samples()
             if evaluator and every(cfg.eval.every_kimg, before, images_seen):
-                evaluator(G_ema, step, images_seen, ckpt_root, write_checkpoint)
+                _average_buffers(accelerator, (G_raw, D_raw, G_ema))
+                evaluator(G_ema, step, images_seen, write_checkpoint, metrics)
             if every(cfg.train.checkpoint_every_kimg, before, images_seen) or stopped_by_signal:
                 newest = write_checkpoint()
             if stopped_by_signal:

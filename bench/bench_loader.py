@@ -1,0 +1,59 @@
+"""Loader throughput: shards -> uint8 batches (facegan) vs torchvision ImageFolder + transforms
+on the original JPEGs, at the same resolution, batch size and worker count."""
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+from common import make_jpeg_folder, report
+
+from facegan.data.loader import resolve_shards, train_loader
+from facegan.data.shard import PackOptions, pack
+from facegan.data.sources import open_source
+
+
+def images_per_s(iterator, n_batches, warmup=3):
+    it = iter(iterator)
+    for _ in range(warmup):
+        next(it)
+    t, n = time.perf_counter(), 0
+    for _ in range(n_batches):
+        batch = next(it)
+        n += (batch[0] if isinstance(batch, (list, tuple)) else batch).shape[0]
+    return n / (time.perf_counter() - t)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=3000)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "facegan-bench"))
+    args = ap.parse_args()
+    src = make_jpeg_folder(os.path.join(args.workdir, f"jpegs-{args.images}"), args.images)
+    shards = os.path.join(args.workdir, f"shards-{args.images}-{args.size}")
+    if not os.path.exists(os.path.join(shards, "dataset.json")):
+        pack(open_source(src), shards, PackOptions(size=args.size, overwrite=True, val_fraction=0.0,
+                                                   shard_size=250))
+
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.Resize(args.size), transforms.CenterCrop(args.size),
+                             transforms.ToTensor()])
+    folder = torch.utils.data.DataLoader(datasets.ImageFolder(src, tf), batch_size=args.batch, shuffle=True,
+                                         num_workers=args.workers, drop_last=True, persistent_workers=True)
+    repeat = lambda loader: (b for _ in iter(int, 1) for b in loader)  # endless epochs
+    base = images_per_s(repeat(folder), args.batches)
+    ours = images_per_s(train_loader(resolve_shards(shards, "train", args.size), args.batch,
+                                     workers=args.workers), args.batches)
+    report("loader", {"images": args.images, "size": args.size, "batch": args.batch, "workers": args.workers,
+                      "imagefolder_images_per_s": round(base, 1), "facegan_images_per_s": round(ours, 1)},
+           "speedup_vs_imagefolder", ours / base)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""facegan-export: the EMA generator alone, as one .safetensors that loads with facegan alone."""
+
+import argparse
+import json
+import sys
+
+from ..errors import cli_entry
+
+
+@cli_entry("facegan-export")
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="facegan-export", description=__doc__)
+    p.add_argument("source", help="checkpoint directory or run directory (its newest checkpoint)")
+    p.add_argument("--out", required=True, help="output file, e.g. generator.safetensors")
+    p.add_argument("--fid", type=float, default=None, help="record this FID in the metadata")
+    args = p.parse_args(argv)
+    from ..eval.generator_io import export_generator
+
+    info = export_generator(args.source, args.out, args.fid)
+    print(f"facegan-export: wrote {args.out} from {info['from']}")
+    print(f"  architecture: {json.dumps(info['architecture'], sort_keys=True)}")
+    print(f"  summary: {json.dumps(info['summary'], sort_keys=True)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

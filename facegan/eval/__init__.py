@@ -1,0 +1,1 @@
+"""Using a trained generator: loading, sampling, interpolation, FID/KID, training reports."""

@@ -1,0 +1,95 @@
+"""Load a generator from a checkpoint, a run directory or an exported file; export one.
+
+An exported generator is one .safetensors holding the EMA generator's weights, with its
+architecture and a training summary in the metadata: it loads with facegan alone.
+"""
+
+import json
+import os
+
+import torch
+from safetensors.torch import load_file
+
+from ..errors import UserError
+from ..models import Generator
+from ..train import checkpoint as ckpt
+
+EXPORT_FORMAT = "facegan-generator-1"
+
+
+def _arch_of(path: str) -> dict:
+    try:
+        meta = ckpt.read_metadata(path)
+    except Exception as err:  # safetensors raises its own error types for a foreign file
+        raise UserError(f"{path}: not a readable safetensors file ({type(err).__name__})") from None
+    if "architecture" not in meta:
+        raise UserError(f"{path}: no facegan architecture in its metadata")
+    arch = json.loads(meta["architecture"])
+    if arch.get("arch") != "dcgan":
+        raise UserError(f"{path}: architecture '{arch.get('arch')}' is not one facegan builds")
+    return arch, meta
+
+
+def resolve_source(source: str, raw: bool = False):
+    """(weights file, checkpoint dir or None) for a checkpoint dir, run dir or exported file."""
+    if not os.path.exists(source):
+        raise UserError(f"{source}: no such file or directory")
+    name = "G.safetensors" if raw else "G_ema.safetensors"
+    if os.path.isfile(source):
+        if raw:
+            raise UserError(f"{source}: an exported file holds only the EMA generator; drop --raw")
+        return source, None
+    if os.path.isfile(os.path.join(source, ckpt.STATE)):
+        ckpt.verify(source)
+        return os.path.join(source, name), source
+    ckpt_root = os.path.join(source, "checkpoints")
+    if os.path.isdir(ckpt_root) or os.path.isfile(os.path.join(source, "config.yaml")):
+        path, _ = ckpt.find_resumable(ckpt_root, log=lambda *a: None)
+        if path is None:
+            raise UserError(f"{source}: run directory has no usable checkpoint")
+        return os.path.join(path, name), path
+    raise UserError(f"{source}: not a checkpoint, a run directory or an exported generator")
+
+
+def load_generator(source: str, raw: bool = False, device="cpu"):
+    """(Generator in eval mode, info dict with architecture and training summary)."""
+    weights, ckpt_dir = resolve_source(source, raw)
+    arch, meta = _arch_of(weights)
+    g = Generator(arch["resolution"], arch["nz"], arch["ngf"], arch.get("channels", 3))
+    try:
+        g.load_state_dict(load_file(weights, device="cpu"))
+    except RuntimeError as err:
+        raise UserError(f"{weights}: weights do not fit the architecture in its metadata "
+                        f"({str(err).splitlines()[0]})") from None
+    info = {"architecture": arch, "source": weights}
+    if "summary" in meta:
+        info["summary"] = json.loads(meta["summary"])
+    if ckpt_dir:
+        with open(os.path.join(ckpt_dir, ckpt.STATE)) as f:
+            state = json.load(f)
+        info["summary"] = {"step": state["step"], "kimg": state["images_seen"] / 1000,
+                           "dataset": state.get("dataset"), "resolution": arch["resolution"],
+                           "fid": state.get("fid")}
+    return g.to(device).eval(), info
+
+
+def export_generator(source: str, out: str, fid=None) -> dict:
+    g, info = load_generator(source)
+    summary = dict(info.get("summary") or {})
+    if fid is not None:
+        summary["fid"] = fid
+    tmp = out + ".tmp"
+    ckpt.save_network(g, tmp, info["architecture"], {"summary": summary, "format_version": EXPORT_FORMAT})
+    os.replace(tmp, out)
+    return {"architecture": info["architecture"], "summary": summary, "from": info["source"]}
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between latent vectors (the natural path in a Gaussian latent)."""
+    a_flat, b_flat = a.flatten(), b.flatten()
+    cos = torch.dot(a_flat / a_flat.norm(), b_flat / b_flat.norm()).clamp(-1, 1)
+    omega = torch.acos(cos)
+    if omega.abs() < 1e-6:
+        return (1 - t) * a + t * b
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b

@@ -1,0 +1,116 @@
+"""Training report: loss curves, a progress GIF of the sample grids, FID over kimg, one HTML page."""
+
+import html
+import json
+import os
+
+from PIL import Image
+
+from ..train.tracking import read_metrics
+
+
+def _plot(rows, series, path, title, ylabel):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(series), figsize=(6 * len(series), 4), dpi=100, squeeze=False)
+    for ax, group in zip(axes[0], series):
+        for key, label in group:
+            pts = [(r["kimg"], r[key]) for r in rows if key in r and r[key] is not None]
+            if pts:
+                ax.plot(*zip(*pts), label=label, linewidth=1.2)
+        ax.set_xlabel("kimg")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int = 512) -> int:
+    """The fixed-noise grids in order, as an animated GIF (the last frame held longer)."""
+    grids = sorted(f for f in os.listdir(samples_dir) if f.startswith("fakes-") and f.endswith(".png"))
+    if not grids:
+        return 0
+    step = max(1, -(-len(grids) // max_frames))
+    picked = grids[::step]
+    if picked[-1] != grids[-1]:
+        picked.append(grids[-1])
+    frames = []
+    for f in picked:
+        with Image.open(os.path.join(samples_dir, f)) as im:
+            im = im.convert("RGB")
+            if max(im.size) > size:
+                im = im.resize((size, size * im.height // im.width), Image.Resampling.LANCZOS)
+            frames.append(im.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
+    durations = [150] * (len(frames) - 1) + [1500]
+    tmp = path + ".tmp.gif"
+    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    os.replace(tmp, path)
+    return len(frames)
+
+
+def write_report(run_dir: str) -> dict:
+    """Write losses.png, d_outputs.png, fid.png (when FID was logged), progress.gif, report.html."""
+    rows = [r for r in read_metrics(os.path.join(run_dir, "metrics.jsonl")) if "kimg" in r]
+    out = {}
+    train_rows = [r for r in rows if "loss_D" in r]
+    if train_rows:
+        out["losses"] = os.path.join(run_dir, "losses.png")
+        _plot(train_rows, [[("loss_D", "D loss"), ("loss_G", "G loss")],
+                           [("D_real", "D(x)"), ("D_fake", "D(G(z))")]], out["losses"],
+              "Training losses and discriminator outputs", "value")
+    fid_rows = [r for r in rows if "fid" in r]
+    if fid_rows:
+        out["fid"] = os.path.join(run_dir, "fid.png")
+        _plot(fid_rows, [[("fid", "FID")]], out["fid"], "FID over training", "FID")
+    samples = os.path.join(run_dir, "samples")
+    if os.path.isdir(samples) and progress_gif(samples, os.path.join(run_dir, "progress.gif")):
+        out["progress"] = os.path.join(run_dir, "progress.gif")
+    grids = sorted(f for f in os.listdir(samples) if f.startswith("fakes-")) if os.path.isdir(samples) else []
+    out["html"] = os.path.join(run_dir, "report.html")
+    _write_html(run_dir, out, train_rows, fid_rows, grids)
+    return out
+
+
+def _write_html(run_dir, out, train_rows, fid_rows, grids):
+    last = train_rows[-1] if train_rows else {}
+    best = min(fid_rows, key=lambda r: r["fid"]) if fid_rows else None
+    facts = [("images seen", f"{last.get('kimg', 0):.1f} kimg"), ("steps", last.get("step", "-")),
+             ("last loss D / G", f"{last.get('loss_D', float('nan')):.3f} / {last.get('loss_G', float('nan')):.3f}"
+              if last else "-"),
+             ("throughput", f"{last.get('img_per_s', 0):.0f} img/s" if last else "-"),
+             ("best FID", f"{best['fid']:.2f} at {best['kimg']:.1f} kimg" if best else "not measured")]
+    config = ""
+    cfg_path = os.path.join(run_dir, "config.yaml")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            config = f.read()
+    rel = lambda p: html.escape(os.path.relpath(p, run_dir))
+    imgs = []
+    for key, caption in (("progress", "Fixed-noise samples over training"), ("losses", "Losses"),
+                         ("fid", "FID")):
+        if key in out:
+            imgs.append(f'<figure><img src="{rel(out[key])}"><figcaption>{caption}</figcaption></figure>')
+    if grids:
+        imgs.append(f'<figure><img src="samples/{html.escape(grids[-1])}"><figcaption>Newest samples '
+                    f'({html.escape(grids[-1])})</figcaption></figure>')
+    if os.path.exists(os.path.join(run_dir, "samples", "reals.png")):
+        imgs.append('<figure><img src="samples/reals.png"><figcaption>Training images</figcaption></figure>')
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>facegan report: {html.escape(os.path.basename(os.path.abspath(run_dir)))}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}img{{max-width:100%}}
+table{{border-collapse:collapse}}th,td{{padding:4px 12px;text-align:left;border-bottom:1px solid #ddd}}
+figure{{margin:1.5em 0}}pre{{background:#f5f5f5;padding:1em;overflow:auto}}</style></head><body>
+<h1>facegan training report</h1><table>{rows}</table>{''.join(imgs)}
+<h2>Config</h2><pre>{html.escape(config)}</pre></body></html>"""
+    tmp = out["html"] + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(page)
+    os.replace(tmp, out["html"])
