@@ -32,13 +32,14 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--format", default="png", help="shard image format (png, jpg, npy)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "facegan-bench"))
     args = ap.parse_args()
     src = make_jpeg_folder(os.path.join(args.workdir, f"jpegs-{args.images}"), args.images)
-    shards = os.path.join(args.workdir, f"shards-{args.images}-{args.size}")
+    shards = os.path.join(args.workdir, f"shards-{args.images}-{args.size}-{args.format}")
     if not os.path.exists(os.path.join(shards, "dataset.json")):
         pack(open_source(src), shards, PackOptions(size=args.size, overwrite=True, val_fraction=0.0,
-                                                   shard_size=250))
+                                                   shard_size=250, image_format=args.format))
 
     from torchvision import datasets, transforms
 
@@ -50,7 +51,7 @@ def main():
     base = images_per_s(repeat(folder), args.batches)
     ours = images_per_s(train_loader(resolve_shards(shards, "train", args.size), args.batch,
                                      workers=args.workers), args.batches)
-    report("loader", {"images": args.images, "size": args.size, "batch": args.batch, "workers": args.workers,
+    report(f"loader-{args.format}", {"images": args.images, "size": args.size, "format": args.format, "batch": args.batch, "workers": args.workers,
                       "imagefolder_images_per_s": round(base, 1), "facegan_images_per_s": round(ours, 1)},
            "speedup_vs_imagefolder", ours / base)
 

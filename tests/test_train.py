@@ -165,11 +165,12 @@ def test_every_recipe_loads():
 
 
 def test_demo_config_runs_a_few_steps(tmp_path):
-    shards = str(tmp_path / "cartoon64")
+    shards = str(tmp_path / "cartoon")
     from facegan.data.shard import PackOptions, pack
     from facegan.data.sources import open_source
 
-    pack(open_source("synthetic:cartoon", limit=160), shards, PackOptions(size=64, workers=1))
+    size = load_config(os.path.join(ROOT, "configs", "demo.yaml")).model.resolution
+    pack(open_source("synthetic:cartoon", limit=160), shards, PackOptions(size=size, workers=1))
     r = run_cli(os.path.join(ROOT, "launch", "train.py"), "--config", os.path.join(ROOT, "configs", "demo.yaml"),
                 f"data.shards={shards}", f"run.dir={tmp_path / 'run'}", "train.max_steps=3", "data.workers=0")
     assert r.returncode == 0, r.stderr[-2000:]

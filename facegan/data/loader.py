@@ -16,16 +16,18 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
-import numpy as np
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torchvision.io import ImageReadMode, decode_image
 
 from ..errors import UserError
 from .manifest import read_manifest, split_shards
+from . import tario
+from .tario import read_url
 from .transforms import decode_rgb
 
-IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "bmp")
+IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "npy", "bmp")
 
 
 @dataclass
@@ -79,12 +81,16 @@ class CorruptionTracker:
 
 
 def _shard_samples(url: str, tracker: CorruptionTracker):
-    """Raw samples of one shard, in order; a damaged shard ends early with a warning."""
-    def handler(exn):
-        tracker.failed(url, exn)
-        return True
-
-    yield from wds.tariterators.tarfile_samples([{"url": url}], handler=handler)
+    """Raw samples of one shard, in order; a damaged shard yields what precedes the damage."""
+    try:
+        data = read_url(url)
+    except Exception as err:
+        tracker.failed(url, err)
+        return
+    try:
+        yield from tario.samples(url, data)
+    except tario.TarError as err:
+        tracker.failed(url, err)
 
 
 def _image_bytes(sample):
@@ -94,20 +100,30 @@ def _image_bytes(sample):
     raise ValueError(f"no image in sample (keys: {sorted(k for k in sample if not k.startswith('__'))})")
 
 
+def decode_chw(data: bytes) -> torch.Tensor:
+    """(3, H, W) uint8: torchvision's C decoders (PNG, JPEG, WebP), PIL for anything else."""
+    if data[:6] == b"\x93NUMPY":
+        return torch.from_numpy(decode_rgb(data).copy()).permute(2, 0, 1).contiguous()
+    try:
+        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError:
+        return torch.from_numpy(decode_rgb(data)).permute(2, 0, 1)
+
+
 def _decode(sample, resolution, tracker):
     try:
-        arr = decode_rgb(_image_bytes(sample))
-        if resolution and arr.shape[:2] != (resolution, resolution):
-            raise ValueError(f"image is {arr.shape[1]}x{arr.shape[0]}, expected {resolution}x{resolution}")
+        img = decode_chw(_image_bytes(sample))
+        if resolution and tuple(img.shape[1:]) != (resolution, resolution):
+            raise ValueError(f"image is {img.shape[2]}x{img.shape[1]}, expected {resolution}x{resolution}")
         tracker.good()
-        return arr
+        return img
     except Exception as err:
         tracker.failed(f"{sample.get('__url__')}:{sample.get('__key__')}", err)
         return None
 
 
-def _to_batch(arrays):
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+def _to_batch(images):
+    return torch.stack(images)
 
 
 class TrainStream(IterableDataset):

@@ -27,6 +27,8 @@ from .sources import Source, open_image_bytes, read_item
 from .synthetic import cartoon_face
 
 SPLITS = ("train", "val", "test")
+# Smallest fraction of an image's short side that each crop keeps (celeba: 128 of up to 218).
+CROP_KEEP = {"center": 1.0, "none": 1.0, "celeba": 128 / 218}
 
 
 @dataclass
@@ -64,12 +66,13 @@ def process_item(args):
         if item.kind == "synthetic":
             seed, index = item.ref
             img = cartoon_face(index, seed)
+            orig = img.size
         else:
             data = read_item(item, _ZIPS)
             if not data:
                 return False, item.name, "empty file"
-            img = open_image_bytes(data)
-        orig = img.size
+            # The crop keeps at least CROP_KEEP of the short side; decode no smaller than that needs.
+            img, orig = open_image_bytes(data, min_side=int(size / CROP_KEEP[crop]) + 1)
         if min(orig) < 1:
             return False, item.name, "image has no pixels"
         img = transforms.resize_square(transforms.crop_square(transforms.to_rgb(img), crop), size)
@@ -112,7 +115,8 @@ def _write_shard(path: str, samples, spill) -> tuple:
     """Write one tar under a temporary name, fsync, hash, rename into place."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
-        writer = wds.TarWriter(f, user="facegan", group="facegan", mtime=0.0)
+        # An integer mtime: a float one makes tarfile add a PAX header to every member.
+        writer = wds.TarWriter(f, user="facegan", group="facegan", mtime=0)
         for key, ext, offset, length, meta in samples:
             spill.seek(offset)
             writer.write({"__key__": key, ext: spill.read(length),
@@ -134,7 +138,7 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
         raise UserError(f"--shard-size {opts.shard_size}: must be at least 1")
     fmt = transforms.FORMATS.get(opts.image_format.lower())
     if fmt is None:
-        raise UserError(f"--format {opts.image_format}: expected png, jpg or webp")
+        raise UserError(f"--format {opts.image_format}: expected png, jpg, webp or npy")
     crop = opts.crop or source.default_crop
     if crop not in transforms.CROPS:
         raise UserError(f"--crop {crop}: expected one of {', '.join(transforms.CROPS)}")
