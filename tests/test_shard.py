@@ -197,3 +197,26 @@ def test_killed_packer_leaves_no_finished_looking_dataset(tmp_path):
     r = shard("synthetic:cartoon", "--out", out, "--size", "8", "--limit", "30", "--overwrite")
     assert r.returncode == 0 and read_manifest(out)["count"] == 30
     assert not [f for f in os.listdir(out) if f.startswith(".")]
+
+
+def test_truncated_archive_keeps_what_precedes_the_damage(tmp_path):
+    src = make_tar(str(tmp_path / "faces.tar.gz"), n=10)
+    data = open(src, "rb").read()
+    cut = str(tmp_path / "cut.tar.gz")
+    with open(cut, "wb") as f:
+        f.write(data[: len(data) * 2 // 3])
+    out = str(tmp_path / "out")
+    r = shard(cut, "--out", out, "--size", "8", "--val-fraction", "0")
+    assert r.returncode == 0, r.stderr
+    m = read_manifest(out)
+    assert 0 < m["count"] < 10
+    assert any("archive damaged" in s["reason"] for s in m["skipped"])
+
+
+def test_symlink_cycle_in_folder_terminates(tmp_path):
+    src = make_folder(str(tmp_path / "imgs"), n=4, nested=False)
+    os.symlink(src, os.path.join(src, "loop"))
+    out = str(tmp_path / "out")
+    r = shard(src, "--out", out, "--size", "8", "--val-fraction", "0", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert read_manifest(out)["count"] == 4

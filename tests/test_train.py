@@ -201,3 +201,23 @@ def test_two_process_ddp_on_cpu(cartoon_shards, tmp_path):
     assert steps == sorted(set(steps))
     assert not glob.glob(str(run / "checkpoints" / ".tmp*"))
     assert r.stdout.count("Newest sample grid") == 1
+
+
+def test_wandb_only_when_enabled(cartoon_shards, tmp_path):
+    code = ("import sys; from facegan.cli.train import main; rc = main(sys.argv[1:]); "
+            "print('WANDB_IMPORTED', 'wandb' in sys.modules); sys.exit(rc)")
+    off = run_cli("-c", code, f"data.shards={cartoon_shards}", f"run.dir={tmp_path / 'off'}", *TINY, kimg(1))
+    assert off.returncode == 0 and "WANDB_IMPORTED False" in off.stdout, off.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_wandb_offline_logs_metrics_and_images(cartoon_shards, tmp_path):
+    r = train_cli(cartoon_shards, tmp_path, kimg(4), "log.wandb=offline", "log.name=smoke",
+                  env={"WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+    assert runs, os.listdir(tmp_path)
+    state = ckpt.verify(ckpt.list_checkpoints(str(tmp_path / "checkpoints"))[0])
+    assert state["wandb_id"] and state["wandb_id"] in runs[0]
+    media = glob.glob(os.path.join(runs[0], "files", "media", "images", "*.png"))
+    assert media  # the sample grids went to wandb as images

@@ -63,6 +63,8 @@ def process_item(args):
     """Worker: one item -> (ok, name, payload). payload is (encoded, meta, digest) or a reason."""
     item, size, crop, fmt, quality = args
     try:
+        if item.kind == "error":  # the source could not be read past this point
+            return False, item.name, item.ref
         if item.kind == "synthetic":
             seed, index = item.ref
             img = cartoon_face(index, seed)
@@ -146,9 +148,19 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
 
     result = PackResult()
     start = time.time()
-    workers = opts.workers or os.cpu_count() or 1
-    total = min(len(source), opts.limit) if opts.limit and len(source) else (opts.limit or len(source))
     spill_path = os.path.join(out, f".facegan-spill.tmp-{os.getpid()}")
+    try:
+        return _pack_into(source, out, opts, crop, fmt, spill_path, result, start)
+    except OSError as err:  # disk full, permissions: one line, and no temporary files left
+        for name in os.listdir(out):
+            if ".tmp" in name:
+                os.remove(os.path.join(out, name))
+        raise UserError(f"writing {out}: {err.strerror or err}") from None
+
+
+def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
+    total = min(len(source), opts.limit) if opts.limit and len(source) else (opts.limit or len(source))
+    workers = opts.workers or os.cpu_count() or 1
     records, item_splits, seen = [], [], set()
     labels = []  # each fed item's split label, by position (filled by the pool's feeder thread)
 

@@ -39,6 +39,19 @@ class Source:
         raise NotImplementedError
 
 
+def _walk(root: str):
+    """Every file below root, following symlinked folders once each (a link cycle ends)."""
+    seen = set()
+    for d, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(d)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        yield from (os.path.join(d, f) for f in files)
+
+
 def _is_image_name(name: str) -> bool:
     base = os.path.basename(name)
     return name.lower().endswith(IMAGE_EXTS) and not base.startswith(("._", "."))
@@ -51,9 +64,7 @@ class FolderSource(Source):
 
     def __init__(self, root):
         self.root = root
-        self.paths = sorted(
-            os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True) for f in fs
-            if _is_image_name(f))
+        self.paths = sorted(p for p in _walk(root) if _is_image_name(p))
 
     def __len__(self):
         return len(self.paths)
@@ -138,11 +149,17 @@ class TarSource(Source):
             raise UserError(f"{path}: not a readable tar archive ({err})") from None
 
     def items(self):
-        with tarfile.open(self.path, "r|*") as tf:
-            for member in tf:
-                if member.isfile() and _is_image_name(member.name):
-                    data = tf.extractfile(member).read()
-                    yield Item(member.name, "bytes", data)
+        n = 0
+        try:
+            with tarfile.open(self.path, "r|*") as tf:
+                for member in tf:
+                    if member.isfile() and _is_image_name(member.name):
+                        data = tf.extractfile(member).read()
+                        n += 1
+                        yield Item(member.name, "bytes", data)
+        except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
+            # A damaged archive: keep what came before, and report the rest as one skip.
+            yield Item(f"{self.path} (after {n} images)", "error", f"archive damaged: {type(err).__name__}: {err}")
 
 
 def _image_column(schema, path):
@@ -188,13 +205,16 @@ class ParquetSource(Source):
             col = _image_column(pf.schema_arrow, f)
             base = os.path.basename(f)
             row = 0
-            for batch in pf.iter_batches(columns=[col], batch_size=256):
-                for value in batch.column(0).to_pylist():
-                    data, name = value, None
-                    if isinstance(value, dict):
-                        data, name = value.get("bytes"), value.get("path")
-                    yield Item(f"{base}#{row}" + (f":{name}" if name else ""), "bytes", data or b"")
-                    row += 1
+            try:
+                for batch in pf.iter_batches(columns=[col], batch_size=256):
+                    for value in batch.column(0).to_pylist():
+                        data, name = value, None
+                        if isinstance(value, dict):
+                            data, name = value.get("bytes"), value.get("path")
+                        yield Item(f"{base}#{row}" + (f":{name}" if name else ""), "bytes", data or b"")
+                        row += 1
+            except Exception as err:  # a damaged file: keep earlier rows, report the rest, go on
+                yield Item(f"{base} (after row {row})", "error", f"parquet damaged: {type(err).__name__}: {err}")
 
 
 class HubSource(Source):
@@ -254,6 +274,12 @@ class SyntheticSource(Source):
     def items(self):
         for i in range(self.count):
             yield Item(f"cartoon-{i:08d}", "synthetic", (self.seed, i))
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
 
 
 def open_source(spec: str, seed: int = 0, limit: Optional[int] = None) -> Source:

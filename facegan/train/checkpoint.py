@@ -156,8 +156,12 @@ def list_checkpoints(root: str) -> list:
 
 
 def rotate(root: str, keep: int) -> None:
+    """Keep the newest `keep`; also clear temporaries left by a run killed mid-write."""
     for old in list_checkpoints(root)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
+    for name in os.listdir(root):
+        if name.startswith(".tmp-"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def verify(path: str) -> dict:

@@ -15,9 +15,9 @@ from ..data.loader import resolve_shards, train_loader
 from ..errors import UserError
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
-from .ema import make_ema, update_ema
-from .losses import d_loss, g_loss
+from .ema import make_ema
 from .samples import fixed_noise, generate, save_grid
+from .step import GANStep, to_unit_range
 from .tracking import MetricsLog, log_grid, peak_memory_mb, wandb_init_kwargs
 
 GRID = 64  # images in each fixed-noise grid
@@ -47,11 +47,6 @@ def resolve_precision(requested: str, device: str) -> str:
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "no"
-
-
-def requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
 
 
 class StopSignal:
@@ -123,6 +118,9 @@ def train(cfg: Config) -> TrainResult:
         os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
         dump_config(cfg, os.path.join(run_dir, "config.yaml"))
     shards = resolve_shards(cfg.data.shards, "train", cfg.model.resolution)
+    if shards.total is not None and shards.total < cfg.train.batch_size:
+        raise UserError(f"data.shards: {cfg.data.shards} holds {shards.total} training images, fewer than "
+                        f"one batch (train.batch_size={cfg.train.batch_size})")
 
     # Models: identical initial weights on every rank; DDP also broadcasts rank 0's on wrap.
     arch = architecture(cfg.model)
@@ -222,6 +220,7 @@ def train(cfg: Config) -> TrainResult:
         write_samples()
 
     # ---------------------------------------------------------------- steps
+    gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, beta, cfg.model.nz)
     stats = torch.zeros(4, device=device)  # sums of loss_D, loss_G, D(x), D(G(z)) since the last log
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     stats_steps, t_log, img_log = 0, time.time(), images_seen
@@ -229,41 +228,16 @@ def train(cfg: Config) -> TrainResult:
     stopped_by_signal = False
     with StopSignal() as stop:
         while images_seen < total_images:
-            real = next(batches).to(device, non_blocking=True)
-            real = real.float().div_(127.5).sub_(1.0)  # uint8 -> [-1, 1] on the device
-            if cfg.data.flip:
-                flip = torch.rand(real.shape[0], 1, 1, 1, device=device) < 0.5
-                real = torch.where(flip, real.flip(3), real)
-            z = torch.randn(real.shape[0], cfg.model.nz, 1, 1, device=device)
-
-            # D step: real and fake as separate batches, through the DDP-wrapped D.
-            requires_grad(D_raw, True)
-            with accelerator.autocast():
-                fake = G(z)
-                logits_real, logits_fake = D(real), D(fake.detach())
-                loss_D = d_loss(logits_real, logits_fake)
-            opt_D.zero_grad(set_to_none=True)
-            accelerator.backward(loss_D)
-            opt_D.step()
-
-            # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
-            requires_grad(D_raw, False)
-            with accelerator.autocast():
-                logits_gen = D_raw(fake)
-                loss_G = g_loss(logits_gen)
-            opt_G.zero_grad(set_to_none=True)
-            accelerator.backward(loss_G)
-            opt_G.step()
-            update_ema(G_ema, G_raw, beta)
+            real = to_unit_range(next(batches), device, cfg.data.flip)
+            loss_D, loss_G, logits_real, logits_fake = gan_step(real)
 
             before = images_seen
             step += 1
             images_seen += per_step
             with torch.no_grad():
-                stats += torch.stack([loss_D.detach(), loss_G.detach(),
-                                      torch.sigmoid(logits_real.detach().float()).mean(),
-                                      torch.sigmoid(logits_fake.detach().float()).mean()])
-                bad_now = ~torch.isfinite(loss_D.detach() + loss_G.detach())
+                stats += torch.stack([loss_D, loss_G, torch.sigmoid(logits_real.float()).mean(),
+                                      torch.sigmoid(logits_fake.float()).mean()])
+                bad_now = ~torch.isfinite(loss_D + loss_G)
                 first_bad = torch.where(bad_now & (first_bad < 0), torch.full_like(first_bad, step), first_bad)
             stats_steps += 1
 

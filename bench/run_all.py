@@ -1,0 +1,50 @@
+"""`make bench`: every benchmark on whatever device is present; results in bench/results/*.json
+and a Markdown table on stdout (the README's performance section is that table)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNS = [
+    ("bench_pack.py", []),
+    ("bench_loader.py", ["--format", "png"]),
+    ("bench_loader.py", ["--format", "jpg"]),
+    ("bench_loader.py", ["--format", "npy"]),
+    ("bench_train.py", []),
+]
+
+
+def table(results):
+    lines = ["| benchmark | device | figures | ratio |", "|---|---|---|---|"]
+    for r in results:
+        ratio = next((k, v) for k, v in r.items() if k.startswith("speedup"))
+        figs = ", ".join(f"{k} {v}" for k, v in r["figures"].items() if "per_s" in k or k in ("format", "fraction"))
+        lines.append(f"| {r['benchmark']} | {r['machine']['device']} ({r['machine']['cores']} cores) | {figs} | "
+                     f"{ratio[0]} **{ratio[1]}x** |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    args = ap.parse_args()
+    extra = ["--images", "200"] if args.quick else []
+    for script, opts in RUNS:
+        more = list(extra)
+        if args.quick and script == "bench_train.py":
+            more += ["--steps", "4", "--warmup", "2", "--ngf", "8", "--batch", "16"]
+        if args.quick and script == "bench_loader.py":
+            more += ["--batches", "4", "--batch", "32"]
+        subprocess.run([sys.executable, os.path.join(HERE, script), *opts, *more], check=True)
+    results = []
+    for name in sorted(os.listdir(os.path.join(HERE, "results"))):
+        with open(os.path.join(HERE, "results", name)) as f:
+            results.append(json.load(f))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""One DCGAN training step, shared by the trainer and the benchmarks that bound it."""
+
+import torch
+
+from .ema import update_ema
+from .losses import d_loss, g_loss
+
+
+def requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def to_unit_range(batch_uint8: torch.Tensor, device, flip: bool) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float in [-1, 1] on the device, with random horizontal flips there."""
+    real = batch_uint8.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+    if flip:
+        mask = torch.rand(real.shape[0], 1, 1, 1, device=device) < 0.5
+        real = torch.where(mask, real.flip(3), real)
+    return real
+
+
+class GANStep:
+    """D step on real and fake as separate batches, then G step with D frozen, then EMA."""
+
+    def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int):
+        self.acc, self.G, self.D, self.opt_G, self.opt_D = accelerator, G, D, opt_G, opt_D
+        self.G_raw, self.D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+        self.G_ema, self.beta, self.nz = G_ema, ema_beta, nz
+
+    def __call__(self, real: torch.Tensor):
+        acc = self.acc
+        z = torch.randn(real.shape[0], self.nz, 1, 1, device=real.device)
+
+        # D step, through the DDP-wrapped D (its gradients are averaged across ranks).
+        requires_grad(self.D_raw, True)
+        with acc.autocast():
+            fake = self.G(z)
+            logits_real, logits_fake = self.D(real), self.D(fake.detach())
+            loss_D = d_loss(logits_real, logits_fake)
+        self.opt_D.zero_grad(set_to_none=True)
+        acc.backward(loss_D)
+        self.opt_D.step()
+
+        # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
+        requires_grad(self.D_raw, False)
+        with acc.autocast():
+            loss_G = g_loss(self.D_raw(fake))
+        self.opt_G.zero_grad(set_to_none=True)
+        acc.backward(loss_G)
+        self.opt_G.step()
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G_raw, self.beta)
+        return loss_D.detach(), loss_G.detach(), logits_real.detach(), logits_fake.detach()
