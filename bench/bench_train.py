@@ -92,19 +92,20 @@ def own_bound(cfg, steps, warmup):
     from accelerate import Accelerator
 
     from facegan.train.ema import make_ema
-    from facegan.train.loop import pick_device, resolve_precision
+    from facegan.train.loop import pick_device, resolve_precision, use_channels_last
     from facegan.train.step import GANStep
 
     kind = pick_device()
     acc = Accelerator(cpu=kind == "cpu", mixed_precision=resolve_precision(cfg.train.mixed_precision, kind))
-    G, D = build_models(cfg.model)
+    fmt = torch.channels_last if use_channels_last(cfg.train.channels_last, kind) else torch.contiguous_format
+    G, D = (m.to(memory_format=fmt) for m in build_models(cfg.model))  # as the trainer does
     fused = {"fused": True} if kind == "cuda" else {}
     oG = torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=tuple(cfg.train.betas), **fused)
     oD = torch.optim.Adam(D.parameters(), cfg.train.lr_d, betas=tuple(cfg.train.betas), **fused)
     G, D, oG, oD = acc.prepare(G, D, oG, oD)
     step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), 0.999, cfg.model.nz)
     r = cfg.model.resolution
-    real = torch.rand(cfg.train.batch_size, 3, r, r, device=acc.device) * 2 - 1
+    real = (torch.rand(cfg.train.batch_size, 3, r, r, device=acc.device) * 2 - 1).contiguous(memory_format=fmt)
     for _ in range(warmup):
         step(real)
     sync(acc.device)

@@ -14,6 +14,7 @@ RUNS = [
     ("bench_loader.py", ["--format", "jpg"]),
     ("bench_loader.py", ["--format", "npy"]),
     ("bench_train.py", []),
+    ("bench_choices.py", []),
 ]
 
 
@@ -38,6 +39,8 @@ def main():
             more += ["--steps", "4", "--warmup", "2", "--ngf", "8", "--batch", "16"]
         if args.quick and script == "bench_loader.py":
             more += ["--batches", "4", "--batch", "32"]
+        if script == "bench_choices.py":
+            more = ["--steps", "3", "--ngf", "8", "--batch", "16"] if args.quick else []
         subprocess.run([sys.executable, os.path.join(HERE, script), *opts, *more], check=True)
     results = []
     for name in sorted(os.listdir(os.path.join(HERE, "results"))):

@@ -20,6 +20,7 @@ class DataConfig:
     workers: int = 2  # DataLoader worker processes per rank
     max_bad_fraction: float = 0.01  # corrupt samples tolerated before the run stops
     flip: bool = True  # random horizontal flips, applied on the device
+    device_cache: bool = False  # hold this rank's training images on the device (small datasets)
 
 
 @dataclass
@@ -45,6 +46,8 @@ class TrainConfig:
     seed: int = 0
     sync_batchnorm: bool = False  # SyncBatchNorm on multi-GPU CUDA
     max_steps: int = 0  # stop after this many steps (0: run to total_kimg); for smoke runs
+    channels_last: Union[bool, str] = "auto"  # auto: on, except on MPS where it is slower
+    compile: bool = False  # torch.compile G and D (first steps slower while it compiles)
 
 
 @dataclass
@@ -190,6 +193,8 @@ def validate(cfg: Config) -> None:
     if cfg.train.total_kimg <= 0:
         raise UserError("train.total_kimg: must be positive")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value
+    if cfg.train.channels_last not in (True, False, "auto"):
+        raise UserError(f"train.channels_last: expected true, false or auto, got {cfg.train.channels_last!r}")
 
 
 def ema_beta(ema, batch_size: int) -> float:

@@ -221,3 +221,17 @@ def test_wandb_offline_logs_metrics_and_images(cartoon_shards, tmp_path):
     assert state["wandb_id"] and state["wandb_id"] in runs[0]
     media = glob.glob(os.path.join(runs[0], "files", "media", "images", "*.png"))
     assert media  # the sample grids went to wandb as images
+
+
+def test_device_cache_and_channels_last_train_and_resume_exactly(cartoon_shards, tmp_path):
+    opts = ["data.device_cache=true", "train.channels_last=true"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    r = train_cli(cartoon_shards, straight, kimg(6), *opts)
+    assert r.returncode == 0 and "training images cached on cpu" in r.stdout, r.stderr[-2000:]
+    assert train_cli(cartoon_shards, split, kimg(3), *opts).returncode == 0
+    assert train_cli(cartoon_shards, split, kimg(6), *opts).returncode == 0
+    a = weights(ckpt.list_checkpoints(str(straight / "checkpoints"))[0])
+    b = weights(ckpt.list_checkpoints(str(split / "checkpoints"))[0])
+    for net in a:
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), (net, k)

@@ -11,6 +11,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 from ..config import Config, dump_config, ema_beta, to_dict
+from ..data.cache import DeviceCache
 from ..data.loader import resolve_shards, train_loader
 from ..errors import UserError
 from ..models import architecture, build_models
@@ -36,6 +37,11 @@ def pick_device() -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def use_channels_last(setting, device: str) -> bool:
+    """auto: on everywhere but MPS (measured 1.32x on the CPU step bound; slower on MPS)."""
+    return device != "mps" if setting == "auto" else bool(setting)
 
 
 def resolve_precision(requested: str, device: str) -> str:
@@ -127,6 +133,13 @@ def train(cfg: Config) -> TrainResult:
     G, D = build_models(cfg.model, cfg.train.seed)
     if cfg.train.sync_batchnorm and world > 1 and device_kind == "cuda":
         G, D = (torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
+    if device_kind == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls/convs on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
+    memory_format = torch.channels_last if use_channels_last(cfg.train.channels_last, device_kind) \
+        else torch.contiguous_format
+    G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
     G_ema = make_ema(G).to(device)
     betas = tuple(cfg.train.betas)
     fused = {"fused": True} if device_kind == "cuda" else {}
@@ -144,13 +157,22 @@ def train(cfg: Config) -> TrainResult:
             for group in opt.param_groups:
                 group["lr"], group["betas"] = lr, betas
         accelerator.print(f"facegan: resumed from {resume_path} (step {step}, {images_seen / 1000:.1f} kimg)")
+    if cfg.train.compile:
+        # D's requires_grad toggles between steps; the G step calls the uncompiled D (below),
+        # so the compiled graphs never see the toggle and do not recompile (bench checks).
+        G, D = torch.compile(G), torch.compile(D)
     G, D, opt_G, opt_D = accelerator.prepare(G, D, opt_G, opt_D)
     G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
 
     # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
-    loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
-                          workers=cfg.data.workers, pin_memory=device_kind == "cuda",
-                          max_bad_fraction=cfg.data.max_bad_fraction)
+    if cfg.data.device_cache:
+        loader = DeviceCache(shards, batch, rank, world, cfg.train.seed, step, device, cfg.data.max_bad_fraction)
+        accelerator.print(f"facegan: {len(loader)} training images cached on {device} "
+                          f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
+    else:
+        loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
+                              workers=cfg.data.workers, pin_memory=device_kind == "cuda",
+                              max_bad_fraction=cfg.data.max_bad_fraction)
     # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
     # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
     batches = iter(loader)
@@ -228,7 +250,7 @@ def train(cfg: Config) -> TrainResult:
     stopped_by_signal = False
     with StopSignal() as stop:
         while images_seen < total_images:
-            real = to_unit_range(next(batches), device, cfg.data.flip)
+            real = to_unit_range(next(batches), device, cfg.data.flip, memory_format)
             loss_D, loss_G, logits_real, logits_fake = gan_step(real)
 
             before = images_seen

@@ -11,9 +11,11 @@ def requires_grad(module: torch.nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def to_unit_range(batch_uint8: torch.Tensor, device, flip: bool) -> torch.Tensor:
+def to_unit_range(batch_uint8: torch.Tensor, device, flip: bool,
+                  memory_format=torch.contiguous_format) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float in [-1, 1] on the device, with random horizontal flips there."""
     real = batch_uint8.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+    real = real.contiguous(memory_format=memory_format)
     if flip:
         mask = torch.rand(real.shape[0], 1, 1, 1, device=device) < 0.5
         real = torch.where(mask, real.flip(3), real)
@@ -31,6 +33,8 @@ class GANStep:
     def __call__(self, real: torch.Tensor):
         acc = self.acc
         z = torch.randn(real.shape[0], self.nz, 1, 1, device=real.device)
+        if real.is_contiguous(memory_format=torch.channels_last):
+            z = z.contiguous(memory_format=torch.channels_last)
 
         # D step, through the DDP-wrapped D (its gradients are averaged across ranks).
         requires_grad(self.D_raw, True)
