@@ -129,8 +129,7 @@ def test_eval_end_to_end_and_reference_cache(tiny_run, cartoon_shards, random_in
     assert res["n_real"] == res["n_fake"] == 24 and res["extractor"] == "inception-v3-compat-2048"
     assert np.isfinite(res["fid"]) and res["fid"] > 0 and "kid" in res
     assert "n_real 24, n_fake 24" in r.stdout
-    cache = [f for f in os.listdir(cartoon_shards) if f.startswith("fid-ref-")]
-    assert cache == ["fid-ref-inception-v3-compat-2048-val-24.safetensors"]
+    assert os.path.exists(os.path.join(cartoon_shards, "fid-ref-inception-v3-compat-2048-val-24.safetensors"))
     r2 = tool("eval", *args)
     assert r2.returncode == 0 and "from cache" in r2.stdout + r2.stderr
     assert json.load(open(tmp_path / "r.json"))["fid"] == pytest.approx(res["fid"], rel=1e-6)

@@ -29,15 +29,20 @@ def write_json_atomic(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def read_json(path: str, what: str) -> dict:
+    """Parse a JSON file we wrote; a damaged one is a UserError naming the file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: unreadable {what} ({err})") from None
+
+
 def read_manifest(directory: str) -> dict:
     path = os.path.join(directory, MANIFEST)
     if not os.path.exists(path):
         raise UserError(f"{directory}: not a facegan dataset (no {MANIFEST}; was packing interrupted?)")
-    try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: unreadable manifest ({err})") from None
+    manifest = read_json(path, "manifest")
     for key in ("format_version", "resolution", "image_format", "splits"):
         if key not in manifest:
             raise UserError(f"{path}: manifest lacks the key '{key}'")

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..data.manifest import sha256_file, write_json_atomic
+from ..data.manifest import read_json, sha256_file, write_json_atomic
 from ..errors import UserError
 
 NETWORKS = ("G", "G_ema", "D")
@@ -169,11 +169,7 @@ def verify(path: str) -> dict:
     state_path = os.path.join(path, STATE)
     if not os.path.isfile(state_path):
         raise UserError(f"{path}: not a checkpoint (no {STATE})")
-    try:
-        with open(state_path) as f:
-            state = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{state_path}: unreadable ({err})") from None
+    state = read_json(state_path, "checkpoint state")
     for name, digest in state.get("sha256", {}).items():
         fpath = os.path.join(path, name)
         if not os.path.isfile(fpath):

@@ -217,9 +217,22 @@ def train(cfg: Config) -> TrainResult:
             return grid
 
     last_ckpt_step = step if resume_path else -1
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
+
+    def check_finite():
+        """Stop, naming the first bad step, if any rank saw a non-finite loss (collective)."""
+        bad = (first_bad >= 0).float().view(1)
+        if world > 1:
+            bad = accelerator.reduce(bad, reduction="sum")
+        if bad.item() > 0:  # note: a host sync; called every SYNC_EVERY steps and before saving
+            firsts = accelerator.gather(first_bad.view(1)).tolist() if world > 1 else [first_bad.item()]
+            last = ckpt.list_checkpoints(ckpt_root)
+            raise NonFiniteLoss(f"non-finite loss at step {min(s for s in firsts if s >= 0)}; stopping. "
+                                f"Last good checkpoint: {last[0] if last else 'none'}")
 
     def write_checkpoint():
         nonlocal last_ckpt_step
+        check_finite()  # never save weights that have gone non-finite
         _average_buffers(accelerator, (G_raw, D_raw, G_ema))
         rng = {r: {k: v for k, v in zip(names, tensors)} for r, (names, tensors) in
                enumerate(_gather_rng(accelerator, device))}
@@ -244,7 +257,6 @@ def train(cfg: Config) -> TrainResult:
     # ---------------------------------------------------------------- steps
     gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, beta, cfg.model.nz)
     stats = torch.zeros(4, device=device)  # sums of loss_D, loss_G, D(x), D(G(z)) since the last log
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
     stats_steps, t_log, img_log = 0, time.time(), images_seen
     newest = None
     stopped_by_signal = False
@@ -260,23 +272,17 @@ def train(cfg: Config) -> TrainResult:
                 stats += torch.stack([loss_D, loss_G, torch.sigmoid(logits_real.float()).mean(),
                                       torch.sigmoid(logits_fake.float()).mean()])
                 bad_now = ~torch.isfinite(loss_D + loss_G)
-                first_bad = torch.where(bad_now & (first_bad < 0), torch.full_like(first_bad, step), first_bad)
+                first_bad.copy_(torch.where(bad_now & (first_bad < 0), torch.full_like(first_bad, step), first_bad))
             stats_steps += 1
 
             # Cross-rank decisions at a fixed cadence (a host sync), never every step.
-            check = step % SYNC_EVERY == 0 or world == 1
-            if check:
-                flags = torch.stack([torch.tensor(float(stop.requested), device=device),
-                                     torch.where(first_bad >= 0, first_bad, torch.full_like(first_bad, 2**62)).float()])
-                flags = accelerator.reduce(flags.unsqueeze(0), reduction="sum" if world == 1 else "sum")[0]
-                flags_list = flags.tolist()
-                if flags_list[1] < 2**62 * world:
-                    bad_step = int(first_bad.item()) if first_bad.item() >= 0 else step
-                    last = ckpt.list_checkpoints(ckpt_root)
-                    raise NonFiniteLoss(f"non-finite loss at step {bad_step}; stopping. Last good checkpoint: "
-                                        f"{last[0] if last else 'none'}")
-                if flags_list[0] > 0:
-                    stopped_by_signal = True
+            if world == 1:
+                stopped_by_signal = stop.requested  # a host flag: no device sync needed
+            if step % SYNC_EVERY == 0:
+                check_finite()
+                if world > 1:
+                    requested = torch.tensor([float(stop.requested)], device=device)
+                    stopped_by_signal = accelerator.reduce(requested, reduction="sum").item() > 0
             if step % cfg.log.every_steps == 0 or stopped_by_signal or images_seen >= total_images:
                 _status(accelerator, cfg, metrics, stats, stats_steps, step, images_seen, t_log, img_log,
                         opt_G, opt_D, device)
