@@ -19,6 +19,9 @@ def cli_entry(prog):
             except UserError as err:
                 print(f"{prog}: error: {err}", file=sys.stderr)
                 sys.exit(2)
+            except KeyboardInterrupt:  # nothing half-written is left looking finished; say so
+                print(f"{prog}: interrupted", file=sys.stderr)
+                sys.exit(130)
 
         return run
 

@@ -235,3 +235,23 @@ def test_device_cache_and_channels_last_train_and_resume_exactly(cartoon_shards,
     for net in a:
         for k in a[net]:
             assert torch.equal(a[net][k], b[net][k]), (net, k)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_two_process_launch_checkpoints(cartoon_shards, tmp_path):
+    """Preemption as SLURM or torchrun deliver it: SIGTERM to the whole process group,
+    loader workers included. Every rank finishes its step and one checkpoint is written."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={tmp_path}",
+           *TINY, "data.workers=1", "train.total_kimg=100"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT), start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith("kimg"):
+            break
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert "stop requested; checkpoint written" in out, out[-3000:]
+    path, state = ckpt.find_resumable(str(tmp_path / "checkpoints"))
+    assert path and state["world_size"] == 2 and state["step"] > 0

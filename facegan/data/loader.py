@@ -12,6 +12,7 @@ Evaluation: the val split once, in manifest order, each rank taking every world-
 
 import os
 import random
+import signal
 import sys
 from dataclasses import dataclass
 from typing import List, Optional
@@ -203,13 +204,22 @@ def batches_per_pass(shards: ShardSet, batch_size: int, world: int) -> int:
     return max(1, shards.total // (batch_size * world))
 
 
+def _ignore_stop_signals(_worker_id):
+    """Loader workers leave SIGTERM/SIGINT to their trainer process. Launchers (torchrun,
+    SLURM, a terminal's Ctrl-C) signal the whole process group; a worker dying first would take
+    the run down before it can finish its step and write its checkpoint."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
                  start_batch: int = 0, workers: int = 0, pin_memory: bool = False,
                  max_bad_fraction: float = 0.01) -> DataLoader:
     """A DataLoader over TrainStream; not passed through accelerator.prepare (see DESIGN.md)."""
     ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction)
     return DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers else None, persistent_workers=False)
+                      prefetch_factor=4 if workers else None, persistent_workers=False,
+                      worker_init_fn=_ignore_stop_signals if workers else None)
 
 
 class EvalStream(IterableDataset):
