@@ -33,6 +33,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = ap.parse_args()
     extra = ["--images", "200"] if args.quick else []
+    results_dir = os.path.join(HERE, "results")
+    env = dict(os.environ)
+    if args.quick:  # smoke figures must not replace the committed results
+        import tempfile
+
+        results_dir = env["FACEGAN_BENCH_RESULTS"] = tempfile.mkdtemp(prefix="facegan-bench-quick-")
     for script, opts in RUNS:
         more = list(extra)
         if args.quick and script == "bench_train.py":
@@ -41,10 +47,10 @@ def main():
             more += ["--batches", "4", "--batch", "32"]
         if script == "bench_choices.py":
             more = ["--steps", "3", "--ngf", "8", "--batch", "16"] if args.quick else []
-        subprocess.run([sys.executable, os.path.join(HERE, script), *opts, *more], check=True)
+        subprocess.run([sys.executable, os.path.join(HERE, script), *opts, *more], check=True, env=env)
     results = []
-    for name in sorted(os.listdir(os.path.join(HERE, "results"))):
-        with open(os.path.join(HERE, "results", name)) as f:
+    for name in sorted(os.listdir(results_dir)):
+        with open(os.path.join(results_dir, name)) as f:
             results.append(json.load(f))
     print(table(results))
 

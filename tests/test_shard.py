@@ -220,3 +220,29 @@ def test_symlink_cycle_in_folder_terminates(tmp_path):
     r = shard(src, "--out", out, "--size", "8", "--val-fraction", "0", timeout=60)
     assert r.returncode == 0, r.stderr
     assert read_manifest(out)["count"] == 4
+
+
+def test_messy_images_all_become_rgb_squares(tmp_path):
+    import numpy as np
+
+    src = tmp_path / "messy"
+    src.mkdir()
+    Image.new("LA", (30, 20), (100, 50)).save(src / "gray_alpha.png")
+    pal = Image.new("P", (25, 25), 1)
+    pal.putpalette([0, 0, 0, 200, 10, 10] + [0] * 762)
+    pal.save(src / "palette_transparent.png", transparency=0)
+    Image.fromarray(np.full((12, 40), 40000, dtype=np.uint16)).save(src / "sixteen_bit.png")
+    Image.new("CMYK", (33, 21), (10, 200, 30, 0)).save(src / "cmyk.jpg")
+    Image.new("RGB", (1, 1), (1, 2, 3)).save(src / "one_pixel.bmp")
+    Image.new("RGB", (900, 3), (9, 9, 9)).save(src / "sliver.tiff")
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(src / "animated.gif", save_all=True, append_images=frames[1:])
+    Image.new("RGBA", (20, 20), (0, 0, 255, 128)).save(src / "rgba.webp")
+    out = str(tmp_path / "out")
+    r = shard(str(src), "--out", out, "--size", "16", "--val-fraction", "0")
+    assert r.returncode == 0, r.stderr
+    m = read_manifest(out)
+    assert m["count"] == 8 and not m["skipped"], m["skipped"]
+    for sample in all_samples(out).values():
+        img = Image.open(io.BytesIO(sample["png"]))
+        assert img.mode == "RGB" and img.size == (16, 16)
