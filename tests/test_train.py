@@ -255,3 +255,12 @@ def test_sigterm_to_a_two_process_launch_checkpoints(cartoon_shards, tmp_path):
     assert "stop requested; checkpoint written" in out, out[-3000:]
     path, state = ckpt.find_resumable(str(tmp_path / "checkpoints"))
     assert path and state["world_size"] == 2 and state["step"] > 0
+
+
+@pytest.mark.slow
+def test_compile_option_trains_without_recompiles(cartoon_shards, tmp_path):
+    r = train_cli(cartoon_shards, tmp_path, kimg(12), "train.compile=true", env={"TORCH_LOGS": "recompiles"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Recompiling" not in r.stderr  # D's requires_grad toggles every step
+    w = weights(ckpt.list_checkpoints(str(tmp_path / "checkpoints"))[0])
+    assert not any("_orig_mod" in k for net in ("G", "D", "G_ema") for k in w[net])

@@ -162,7 +162,9 @@ def train(cfg: Config) -> TrainResult:
         # so the compiled graphs never see the toggle and do not recompile (bench checks).
         G, D = torch.compile(G), torch.compile(D)
     G, D, opt_G, opt_D = accelerator.prepare(G, D, opt_G, opt_D)
-    G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+    # The plain modules (no DDP, no torch.compile wrapper): for checkpoints, EMA and the G step.
+    G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
+    D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
 
     # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
     if cfg.data.device_cache:

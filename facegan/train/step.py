@@ -27,7 +27,8 @@ class GANStep:
 
     def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int):
         self.acc, self.G, self.D, self.opt_G, self.opt_D = accelerator, G, D, opt_G, opt_D
-        self.G_raw, self.D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+        self.G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
+        self.D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
         self.G_ema, self.beta, self.nz = G_ema, ema_beta, nz
 
     def __call__(self, real: torch.Tensor):
