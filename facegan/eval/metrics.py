@@ -2,9 +2,11 @@
 shards as safetensors, keyed by extractor, split and image count, so they are computed once."""
 
 import os
+import sys
 from typing import Optional
 
 import torch
+from tqdm import tqdm
 from safetensors.torch import load_file, save_file
 
 from ..data.loader import ShardSet, eval_loader
@@ -17,9 +19,11 @@ def cache_path(shards_dir: str, extractor_id: str, split: str, n: int) -> str:
 
 
 @torch.no_grad()
-def extract(extractor, batches, device, accelerator=None) -> torch.Tensor:
+def extract(extractor, batches, device, accelerator=None, desc="features") -> torch.Tensor:
     """Features of uint8 batches; with several processes, each rank's share is gathered."""
-    feats = [extractor(b.to(device)).float() for b in batches]
+    quiet = accelerator is not None and not accelerator.is_main_process
+    bar = tqdm(batches, desc=desc, unit="batch", disable=True if quiet else None, file=sys.stderr, leave=False)
+    feats = [extractor(b.to(device)).float() for b in bar]
     local = torch.cat(feats) if feats else torch.zeros(0, extractor.num_features, device=device)
     if accelerator is not None and accelerator.num_processes > 1:
         local = _gather_ragged(accelerator, local)
@@ -45,7 +49,8 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
         log(f"facegan: reference statistics from cache {path}")
         return load_file(path)["features"]
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    feats = extract(extractor, eval_loader(shards, batch_size, rank, world, limit=n), device, accelerator)
+    feats = extract(extractor, eval_loader(shards, batch_size, rank, world, limit=n), device, accelerator,
+                    desc=f"reference {split}")
     if feats.shape[0] == 0:
         raise UserError(f"the reference {split} split holds no images")
     if path and (accelerator is None or accelerator.is_main_process):

@@ -16,7 +16,7 @@ def generated_features(G, n: int, extractor, device, seed: int = 12345, batch_si
     share = len(range(rank, n, world))
     z = torch.randn(share, G.nz, 1, 1, generator=torch.Generator().manual_seed(seed + rank))
     batches = (generate(G, z[i:i + batch_size], batch_size) for i in range(0, share, batch_size))
-    return extract(extractor, batches, device, accelerator)
+    return extract(extractor, batches, device, accelerator, desc="generated")
 
 
 def open_reference(ref: str, split: str, resolution: int):
