@@ -6,7 +6,6 @@ torch.compile (with a recompile count: D's requires_grad toggles every step).
 """
 
 import argparse
-import os
 import time
 
 import torch

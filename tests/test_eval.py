@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from facegan.eval.metrics import extract, fid_kid, reference_features
+from facegan.eval.metrics import fid_kid, reference_features
 from facegan.data.loader import resolve_shards
 
 TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",

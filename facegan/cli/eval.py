@@ -25,7 +25,7 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=12345, help="seed of the generated images")
     p.add_argument("--raw", action="store_true", help="score the trained generator instead of its EMA")
-    p.add_argument("--inception-weights", help=f"path to the Inception weights (default: the library cache)")
+    p.add_argument("--inception-weights", help="path to the Inception weights (default: the library cache)")
     p.add_argument("--json", help="also write the result here")
     return p
 

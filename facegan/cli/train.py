@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from ..errors import UserError, cli_entry
+from ..errors import cli_entry
 
 EPILOG = """overrides set any config key, e.g.:
   train.total_kimg=5 train.batch_size=64 model.resolution=32 run.dir=runs/try1 log.wandb=offline

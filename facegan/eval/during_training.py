@@ -7,9 +7,8 @@ import shutil
 from ..data.manifest import write_json_atomic
 from ..errors import UserError
 from .features import InceptionFeatures
-from .metrics import reference_features
+from .metrics import fid_kid, reference_features
 from .scoring import generated_features, open_reference
-from .metrics import fid_kid
 
 BEST = "best"
 

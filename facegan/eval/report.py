@@ -1,7 +1,6 @@
 """Training report: loss curves, a progress GIF of the sample grids, FID over kimg, one HTML page."""
 
 import html
-import json
 import os
 
 from PIL import Image

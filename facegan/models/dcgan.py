@@ -7,8 +7,6 @@ Channel width at a feature map of side r is width * min(8, resolution / (2r)): t
 64x64 model (ngf*8 at 4x4 down to ngf at 32x32), extended to 16..512 without exploding widths.
 """
 
-import math
-
 import torch
 from torch import nn
 
@@ -87,7 +85,3 @@ def build_models(model_cfg, seed: int = 0):
         init_weights(g)
         init_weights(d)
     return g, d
-
-
-def depth(resolution: int) -> int:
-    return int(math.log2(resolution)) - 2
