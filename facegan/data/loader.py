@@ -10,6 +10,9 @@ and sees exactly the batches an uninterrupted run would have seen.
 Evaluation: the val split once, in manifest order, each rank taking every world-th sample.
 """
 
+import atexit
+import functools
+import multiprocessing
 import os
 import random
 import signal
@@ -204,12 +207,25 @@ def batches_per_pass(shards: ShardSet, batch_size: int, world: int) -> int:
     return max(1, shards.total // (batch_size * world))
 
 
-def _ignore_stop_signals(_worker_id):
-    """Loader workers leave SIGTERM/SIGINT to their trainer process. Launchers (torchrun,
-    SLURM, a terminal's Ctrl-C) signal the whole process group; a worker dying first would take
-    the run down before it can finish its step and write its checkpoint."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+_EXITING = None  # set when this (trainer) process begins to exit
+
+
+def _exiting_event():
+    global _EXITING
+    if _EXITING is None:
+        _EXITING = multiprocessing.Event()
+        atexit.register(_EXITING.set)  # runs before multiprocessing terminates daemon workers
+    return _EXITING
+
+
+def _guard_stop_signals(exiting, _worker_id):
+    """Launchers (torchrun, SLURM, a terminal's Ctrl-C) signal the whole process group. A loader
+    worker that died of it would take the run down before the trainer could finish its step
+    and write its checkpoint, so workers leave those signals to the trainer, which ends them
+    through the DataLoader. Only when the trainer process itself is exiting (multiprocessing
+    then terminates its daemon children with SIGTERM) does SIGTERM end a worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0) if exiting.is_set() else None)
 
 
 def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
@@ -219,7 +235,7 @@ def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 
     ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction)
     return DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=4 if workers else None, persistent_workers=False,
-                      worker_init_fn=_ignore_stop_signals if workers else None)
+                      worker_init_fn=functools.partial(_guard_stop_signals, _exiting_event()) if workers else None)
 
 
 class EvalStream(IterableDataset):
