@@ -169,12 +169,12 @@ class TrainStream(IterableDataset):
         tracker = CorruptionTracker(self.max_bad_fraction)
         p, skip = divmod(local_start, per_pass) if per_pass else (0, local_start)
         while True:
-            produced, raw, pending = 0, 0, []
+            produced, skipped, raw, pending = 0, 0, 0, []
             for sample in self._pass_samples(assigned, slot, p, tracker):
                 if skip:  # fast-forward on resume: read, don't decode; B raw samples = 1 batch
                     raw += 1
                     if raw == self.batch_size:
-                        skip, raw = skip - 1, 0
+                        skip, skipped, raw = skip - 1, skipped + 1, 0
                     continue
                 arr = _decode(sample, self.shards.resolution, tracker)
                 if arr is None:
@@ -183,7 +183,7 @@ class TrainStream(IterableDataset):
                 if len(pending) == self.batch_size:
                     yield _to_batch(pending)
                     produced, pending = produced + 1, []
-            if produced == 0 and not skip:
+            if produced == 0 and skipped == 0:  # not one batch's worth of data in a whole pass
                 raise RuntimeError(f"rank {self.rank}: a whole pass over {len(assigned)} shard(s) gave no "
                                    f"batch of {self.batch_size} images")
             p += 1
