@@ -5,6 +5,7 @@ naming the key, so a typo never silently trains with a default.
 """
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
@@ -12,6 +13,26 @@ from typing import List, Optional, Union
 import yaml
 
 from .errors import UserError
+from .models.dcgan import D_NORMS
+from .train.augment import parse_policy
+from .train.losses import LOSSES
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with 1.2 booleans: only true/false are booleans, so off, no, on and yes stay the
+    words the user typed (log.wandb=off, train.mixed_precision=no). Boolean keys accept them below."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def read_yaml(text_or_stream):
+    return yaml.load(text_or_stream, Loader=_Loader)
 
 
 @dataclass
@@ -29,6 +50,7 @@ class ModelConfig:
     nz: int = 100
     ngf: int = 64
     ndf: int = 64
+    d_norm: str = "batch"  # batch (the paper) | spectral (spectral norm instead of BatchNorm) | none
 
 
 @dataclass
@@ -37,6 +59,10 @@ class TrainConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
+    loss: str = "bce"  # bce (non-saturating, the paper) | hinge | lsgan
+    augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
+    r1_gamma: float = 0.0  # R1 gradient penalty weight on real images; 0: off
+    r1_every: int = 16  # lazy R1: apply the penalty every this many steps (scaled to match)
     total_kimg: float = 1000.0
     checkpoint_every_kimg: float = 50.0
     sample_every_kimg: float = 10.0
@@ -106,6 +132,8 @@ def _check_type(key: str, value, tp):
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, (str, int)) and str(value).strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[str(value).strip().lower()]
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -144,7 +172,7 @@ def parse_override(text: str) -> dict:
         raise UserError(f"override '{text}': expected KEY=VALUE, e.g. train.total_kimg=5")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = read_yaml(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
     nested: dict = {}
@@ -161,7 +189,7 @@ def load_config(path: Optional[str] = None, overrides: List[str] = ()) -> Config
     if path:
         try:
             with open(path) as f:
-                data = yaml.safe_load(f) or {}
+                data = read_yaml(f) or {}
         except OSError as err:
             raise UserError(f"--config {path}: {err.strerror}") from None
         except yaml.YAMLError as err:
@@ -190,6 +218,16 @@ def validate(cfg: Config) -> None:
         raise UserError(f"log.wandb: expected off, offline or online, got {cfg.log.wandb!r}")
     if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):
         raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
+    if cfg.model.d_norm not in D_NORMS:
+        raise UserError(f"model.d_norm: expected one of {', '.join(D_NORMS)}, got {cfg.model.d_norm!r}")
+    if cfg.train.loss not in LOSSES:
+        raise UserError(f"train.loss: expected one of {', '.join(LOSSES)}, got {cfg.train.loss!r}")
+    try:
+        parse_policy(cfg.train.augment)
+    except ValueError as err:
+        raise UserError(f"train.augment: {err}") from None
+    if cfg.train.r1_gamma < 0 or cfg.train.r1_every < 1:
+        raise UserError("train.r1_gamma must be >= 0 and train.r1_every >= 1")
     if cfg.train.total_kimg <= 0:
         raise UserError("train.total_kimg: must be positive")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value

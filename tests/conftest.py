@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 
 import numpy as np
@@ -13,6 +14,9 @@ import pytest
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Converted FID weights and folder feature caches go to a fresh directory per test session,
+# never to the user's cache (and every subprocess of the session shares it).
+os.environ["FACEGAN_CACHE"] = tempfile.mkdtemp(prefix="facegan-test-cache-")
 
 
 def face_like(seed: int, size=(40, 48)) -> Image.Image:

@@ -110,15 +110,6 @@ def test_bad_sources_exit_2(tiny_run, tmp_path, cartoon_shards, case):
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
-def test_eval_offline_without_weights_names_the_file(tiny_run, cartoon_shards, tmp_path):
-    r = tool("eval", tiny_run, "--ref", cartoon_shards, "--n", "10",
-             env={"TORCH_HOME": str(tmp_path / "torch-home")})
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "weights-inception-2015-12-05-6726825d.pth" in lines[0]
-    assert str(tmp_path / "torch-home") in lines[0]
-
-
 @pytest.mark.slow
 def test_eval_end_to_end_and_reference_cache(tiny_run, cartoon_shards, random_inception, tmp_path):
     args = [tiny_run, "--ref", cartoon_shards, "--n", "24", "--batch-size", "12",

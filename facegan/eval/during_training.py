@@ -16,7 +16,7 @@ BEST = "best"
 class TrainingEvaluator:
     def __init__(self, cfg, accelerator):
         self.cfg, self.acc = cfg, accelerator
-        self.extractor = InceptionFeatures(cfg.eval.inception_weights).to(accelerator.device).eval()
+        self.extractor = InceptionFeatures(cfg.eval.inception_weights, log=accelerator.print).to(accelerator.device).eval()
         ref = cfg.eval.ref or cfg.data.shards
         try:
             shards, cache_dir = open_reference(ref, "val", cfg.model.resolution)

@@ -1,5 +1,6 @@
 """Feature extractors for FID/KID: torch-fidelity's Inception (through torchmetrics), whose
-numbers match the standard TensorFlow FID, or any module mapping uint8 images to features."""
+numbers match the standard TensorFlow FID, or any module mapping uint8 images to features.
+Where the weights come from: see inception_weights.py."""
 
 import contextlib
 import io
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .inception_weights import EXTRA_HINT, converted_weights
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -48,12 +50,14 @@ class InceptionFeatures(nn.Module):
     extractor_id = "inception-v3-compat-2048"
     num_features = 2048
 
-    def __init__(self, weights_path=None):
+    def __init__(self, weights_path=None, log=None):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
 
+        if not weights_path and not os.path.isfile(inception_cache_path()):
+            weights_path = converted_weights(log)  # offline weights from the fid extra, if installed
         clean = _load_user_weights(weights_path) if weights_path else None
-        if clean is None and not os.path.isfile(inception_cache_path()):
+        if clean is None:
             old = socket.getdefaulttimeout()
             socket.setdefaulttimeout(20)
         chatter = io.StringIO()  # the library's download notice; we say it in one line ourselves
@@ -61,17 +65,19 @@ class InceptionFeatures(nn.Module):
             with contextlib.redirect_stderr(chatter):
                 self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                               feature_extractor_weights_path=clean)
+            # channels_last: 1.5x faster on CPU; features agree with the default layout to ~1e-5
+            self.net = self.net.to(memory_format=torch.channels_last)
         except UserError:
             raise
         except Exception as err:
             raise UserError(
                 f"Inception weights {INCEPTION_FILE} are missing and could not be downloaded "
-                f"({type(err).__name__}); put the file at {inception_cache_path()} "
+                f"({type(err).__name__}); {EXTRA_HINT}, or put the file at {inception_cache_path()} "
                 f"or pass --inception-weights PATH (it is published at {INCEPTION_URL})") from None
         finally:
             if clean:
                 os.remove(clean)
-            elif not os.path.isfile(inception_cache_path()):
+            else:
                 socket.setdefaulttimeout(old)
 
     @torch.no_grad()

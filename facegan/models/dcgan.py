@@ -2,7 +2,10 @@
 
 G: z (nz x 1 x 1) -> ConvTranspose to 4x4 -> [ConvTranspose(4, 2, 1), BatchNorm, ReLU]* -> tanh RGB.
 D: mirror image: strided Conv, BatchNorm (not after the first layer), LeakyReLU(0.2), and a
-final 4x4 Conv to one logit per image (no sigmoid: the loss is BCE-with-logits).
+final 4x4 Conv to one logit per image (no sigmoid: the losses take raw scores).
+D's normalisation (model.d_norm): `batch` is the paper's; `spectral` puts spectral normalisation
+(Miyato et al., 2018) on every D convolution instead of BatchNorm, which bounds D's Lipschitz
+constant and makes its output independent of the rest of the batch; `none` uses neither.
 Channel width at a feature map of side r is width * min(8, resolution / (2r)): the classic
 64x64 model (ngf*8 at 4x4 down to ngf at 32x32), extended to 16..512 without exploding widths.
 """
@@ -41,30 +44,44 @@ class Generator(nn.Module):
         return self.main(z)
 
 
+D_NORMS = ("batch", "spectral", "none")
+
+
 class Discriminator(nn.Module):
-    def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3):
+    def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch"):
         super().__init__()
         _check(resolution)
+        if norm not in D_NORMS:
+            raise ValueError(f"D norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
+        conv = _spectral_conv if norm == "spectral" else nn.Conv2d
         side = resolution // 2
         c = _width(ndf, resolution, side)
-        layers = [nn.Conv2d(channels, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        layers = [conv(channels, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         while side > 4:
             c_out = _width(ndf, resolution, side // 2)
-            layers += [nn.Conv2d(c, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            layers += [conv(c, c_out, 4, 2, 1, bias=False)]
+            if norm == "batch":
+                layers += [nn.BatchNorm2d(c_out)]
+            layers += [nn.LeakyReLU(0.2, inplace=True)]
             c, side = c_out, side // 2
-        layers += [nn.Conv2d(c, 1, 4, 1, 0, bias=False)]
+        layers += [conv(c, 1, 4, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).flatten()  # one logit per image
 
 
+def _spectral_conv(*args, **kwargs) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(nn.Conv2d(*args, **kwargs))
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN init: conv weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            with torch.no_grad():  # under spectral norm, .weight is computed; init the original
+                target = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+                nn.init.normal_(target, 0.0, 0.02)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
@@ -73,7 +90,7 @@ def init_weights(module: nn.Module) -> None:
 def architecture(model_cfg) -> dict:
     """What must match for weights to load: stored in every checkpoint and export."""
     return {"arch": "dcgan", "resolution": model_cfg.resolution, "nz": model_cfg.nz,
-            "ngf": model_cfg.ngf, "ndf": model_cfg.ndf, "channels": 3}
+            "ngf": model_cfg.ngf, "ndf": model_cfg.ndf, "channels": 3, "d_norm": model_cfg.d_norm}
 
 
 def build_models(model_cfg, seed: int = 0):
@@ -81,7 +98,7 @@ def build_models(model_cfg, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         g = Generator(model_cfg.resolution, model_cfg.nz, model_cfg.ngf)
-        d = Discriminator(model_cfg.resolution, model_cfg.ndf)
+        d = Discriminator(model_cfg.resolution, model_cfg.ndf, norm=model_cfg.d_norm)
         init_weights(g)
         init_weights(d)
     return g, d

@@ -193,7 +193,11 @@ def find_resumable(root: str, log=print):
     return None, None
 
 
+ARCH_DEFAULTS = {"d_norm": "batch"}  # keys added after the first checkpoints were written
+
+
 def arch_mismatch(saved: dict, wanted: dict) -> list:
+    saved, wanted = dict(ARCH_DEFAULTS, **saved), dict(ARCH_DEFAULTS, **wanted)
     return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
 
 

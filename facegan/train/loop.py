@@ -16,6 +16,7 @@ from ..data.loader import resolve_shards, train_loader
 from ..errors import UserError
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
+from .augment import parse_policy
 from .ema import make_ema
 from .samples import fixed_noise, generate, save_grid
 from .step import GANStep, to_unit_range
@@ -102,8 +103,14 @@ class TrainResult:
     D: torch.nn.Module
 
 
-def train(cfg: Config) -> TrainResult:
-    """Train until total_kimg (or a stop signal)."""
+def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
+    """Train until total_kimg (or a stop signal).
+
+    make_evaluator(cfg, accelerator) -> evaluator or None: FID during training, supplied by the
+    caller (the CLI hands in facegan.eval's) so this package does not depend on the eval package.
+    An evaluator is called as evaluator(G_ema, step, images_seen, write_checkpoint, metrics).
+    on_finish(run_dir): called on the main process when the run ends (the CLI writes the report).
+    """
     device_kind = pick_device()
     precision = resolve_precision(cfg.train.mixed_precision, device_kind)
     wandb_on = cfg.log.wandb != "off"
@@ -202,7 +209,7 @@ def train(cfg: Config) -> TrainResult:
     per_step = cfg.train.batch_size
     metrics = MetricsLog(os.path.join(run_dir, "metrics.jsonl"), accelerator.is_main_process)
     z_fixed = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
-    evaluator = _make_evaluator(cfg, accelerator)
+    evaluator = make_evaluator(cfg, accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
 
     def every(kimg_interval, before, after):
         if kimg_interval <= 0:
@@ -257,7 +264,10 @@ def train(cfg: Config) -> TrainResult:
         write_samples()
 
     # ---------------------------------------------------------------- steps
-    gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, beta, cfg.model.nz)
+    gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, beta, cfg.model.nz, loss=cfg.train.loss,
+                       augment=parse_policy(cfg.train.augment), r1_gamma=cfg.train.r1_gamma,
+                       r1_every=cfg.train.r1_every)
+    gan_step.steps = step  # the lazy-R1 cadence continues across a resume
     stats = torch.zeros(4, device=device)  # sums of loss_D, loss_G, D(x), D(G(z)) since the last log
     stats_steps, t_log, img_log = 0, time.time(), images_seen
     newest = None
@@ -309,8 +319,8 @@ def train(cfg: Config) -> TrainResult:
         elif accelerator.is_main_process:
             newest = os.path.join(ckpt_root, ckpt.step_dir_name(step))
         write_samples()
-    if accelerator.is_main_process:
-        _finish_report(run_dir)
+    if accelerator.is_main_process and on_finish is not None:
+        on_finish(run_dir)
         grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
         accelerator.print(f"facegan: done at step {step} ({images_seen / 1000:.1f} kimg). "
                           f"Newest sample grid: {os.path.join(run_dir, 'samples', grids[-1])}")
@@ -370,24 +380,3 @@ def _status(accelerator, cfg, metrics, stats, n, step, images_seen, t_log, img_l
                       f"{rec['sec_per_kimg']:7.2f} s/kimg  mem {rec['peak_mem_mb']:.0f} MB")
     metrics.write(rec)
     accelerator.log({k: v for k, v in rec.items() if k != "step"}, step=step)
-
-
-def _make_evaluator(cfg, accelerator):
-    """FID during training (facegan.eval), when eval.every_kimg is set."""
-    if cfg.eval.every_kimg <= 0:
-        return None
-    from ..eval.during_training import TrainingEvaluator
-
-    return TrainingEvaluator(cfg, accelerator)
-
-
-def _finish_report(run_dir):
-    """The training report (plots, progress GIF, HTML), when the report module is available."""
-    try:
-        from ..eval.report import write_report
-    except ImportError:
-        return
-    try:
-        write_report(run_dir)
-    except Exception as err:  # a report must never cost a finished run its exit status
-        print(f"facegan: warning: report not written ({type(err).__name__}: {err})")

@@ -2,8 +2,9 @@
 
 import torch
 
+from .augment import diff_augment
 from .ema import update_ema
-from .losses import d_loss, g_loss
+from .losses import d_loss, g_loss, r1_penalty
 
 
 def requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -23,34 +24,52 @@ def to_unit_range(batch_uint8: torch.Tensor, device, flip: bool,
 
 
 class GANStep:
-    """D step on real and fake as separate batches, then G step with D frozen, then EMA."""
+    """D step on real and fake as separate batches, then G step with D frozen, then EMA.
 
-    def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int):
+    loss: bce | hinge | lsgan. augment: DiffAugment policy applied to every image D sees.
+    r1_gamma > 0: lazy R1 on real images every r1_every steps, weighted by r1_every so its
+    average strength equals a penalty applied each step (Karras et al., 2020).
+    """
+
+    def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int, loss: str = "bce",
+                 augment: tuple = (), r1_gamma: float = 0.0, r1_every: int = 16):
         self.acc, self.G, self.D, self.opt_G, self.opt_D = accelerator, G, D, opt_G, opt_D
         self.G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
         self.D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
         self.G_ema, self.beta, self.nz = G_ema, ema_beta, nz
+        self.loss, self.augment, self.r1_gamma, self.r1_every = loss, tuple(augment), r1_gamma, max(1, r1_every)
+        self.steps = 0  # for the lazy R1 cadence; set by the trainer on resume
+
+    def _aug(self, x):
+        return diff_augment(x, self.augment) if self.augment else x
 
     def __call__(self, real: torch.Tensor):
         acc = self.acc
+        self.steps += 1
         z = torch.randn(real.shape[0], self.nz, 1, 1, device=real.device)
         if real.is_contiguous(memory_format=torch.channels_last):
             z = z.contiguous(memory_format=torch.channels_last)
+        do_r1 = self.r1_gamma > 0 and self.steps % self.r1_every == 0
+        if do_r1:
+            real = real.detach().requires_grad_(True)
 
         # D step, through the DDP-wrapped D (its gradients are averaged across ranks).
         requires_grad(self.D_raw, True)
         with acc.autocast():
             fake = self.G(z)
-            logits_real, logits_fake = self.D(real), self.D(fake.detach())
-            loss_D = d_loss(logits_real, logits_fake)
+            logits_real, logits_fake = self.D(self._aug(real)), self.D(self._aug(fake.detach()))
+            loss_D = d_loss(logits_real, logits_fake, self.loss)
+        total_D = loss_D
+        if do_r1:  # outside autocast: the penalty's double backward in fp32
+            total_D = loss_D + (0.5 * self.r1_gamma * self.r1_every) * r1_penalty(logits_real, real)
         self.opt_D.zero_grad(set_to_none=True)
-        acc.backward(loss_D)
+        acc.backward(total_D)
         self.opt_D.step()
 
         # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
         requires_grad(self.D_raw, False)
         with acc.autocast():
-            loss_G = g_loss(self.D_raw(fake))
+            loss_G = g_loss(self.D_raw(self._aug(fake)), self.loss)
         self.opt_G.zero_grad(set_to_none=True)
         acc.backward(loss_G)
         self.opt_G.step()

@@ -1,0 +1,137 @@
+"""The quality table: each training variant on the same data, image budget, model and seed, scored
+with FID and KID (the FID Inception) against the val split. Writes bench/results/quality-<device>.json
+and prints the README's Markdown table.
+
+    python bench/quality.py                         # 32x32 cartoon faces, every variant
+    python bench/quality.py --variants classic,best --kimg 50 --n 500
+
+Each variant trains in its own process (launch/train.py, as a user runs it); scoring happens here,
+with the reference features computed once and cached beside the shards.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from common import RESULTS, machine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AUG = "color,translation,cutout"
+# name -> (what it is, overrides on top of the shared base). classic = Radford et al. exactly.
+CLASSIC = ["train.loss=bce", "model.d_norm=batch", "train.ema=0", "data.flip=false", "train.lr_g=2e-4",
+           "train.lr_d=2e-4", "train.augment=none", "train.r1_gamma=0"]
+VARIANTS = {
+    "classic": ("DCGAN as published: BCE, BatchNorm D, no EMA, no flips", CLASSIC),
+    "ema": ("classic + EMA generator + flips", CLASSIC + ["train.ema=2", "data.flip=true"]),
+    "lsgan": ("least-squares loss + EMA", CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=lsgan"]),
+    "hinge-sn": ("hinge loss + spectral norm D + EMA",
+                 CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral"]),
+    "hinge-sn-ttur": ("hinge + SN + TTUR (lr G 1e-4, D 4e-4) + EMA",
+                      CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral",
+                                 "train.lr_g=1e-4", "train.lr_d=4e-4"]),
+    "diffaug": ("hinge + SN + DiffAugment + EMA",
+                CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral",
+                           f"train.augment={AUG}"]),
+    "r1": ("BCE + R1 (gamma 1, every 4) + EMA",
+           CLASSIC + ["train.ema=2", "data.flip=true", "train.r1_gamma=1", "train.r1_every=4"]),
+    "best": ("hinge + SN + TTUR + DiffAugment + EMA",
+             CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral",
+                        "train.lr_g=1e-4", "train.lr_d=4e-4", f"train.augment={AUG}"]),
+}
+
+
+def ensure_shards(path, images, size):
+    """A 10% val split, so FID has at least --n reference images."""
+    if os.path.exists(os.path.join(path, "dataset.json")):
+        return
+    subprocess.run([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", path, "--size",
+                    str(size), "--limit", str(images), "--val-fraction", "0.1", "--overwrite"], check=True, cwd=ROOT)
+
+
+def train_variant(name, overrides, args, run_dir):
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config", args.config,
+           f"data.shards={args.shards}", f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={args.kimg}",
+           f"train.seed={args.seed}", "train.checkpoint_every_kimg=1000", f"train.sample_every_kimg={args.kimg / 4}",
+           "log.every_steps=100", "log.wandb=off", *overrides, *args.set]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"quality: variant {name} failed:\n{r.stderr[-3000:]}")
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
+    speeds = [row["img_per_s"] for row in rows if "img_per_s" in row][1:]  # the first includes start-up
+    return wall, (sum(speeds) / len(speeds) if speeds else float("nan"))
+
+
+def markdown(result):
+    m = result["machine"]
+    lines = [f"Budget {result['kimg']} kimg per variant, seed {result['seed']}, {result['data']}, "
+             f"FID/KID with n = {result['n']} against the val split; {m['device']} ({m['cpu']}, {m['cores']} cores).",
+             "", "| variant | what | FID | KID x 1000 | FID / classic | train wall | img/s |", "|---|---|---|---|---|---|---|"]
+    base = result["variants"].get("classic", {}).get("fid")
+    for name, v in result["variants"].items():
+        ratio = f"{v['fid'] / base:.2f}" if base else "-"
+        lines.append(f"| {name} | {v['what']} | {v['fid']:.2f} | {1000 * v['kid']:.2f} ± {1000 * v['kid_std']:.2f} | "
+                     f"{ratio} | {v['train_wall_s']:.0f} s | {v['img_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/demo.yaml", help="base recipe (model, batch, lr)")
+    ap.add_argument("--shards", default="bench/out/cartoon32-q", help="dataset (packed here if missing)")
+    ap.add_argument("--images", type=int, default=11000, help="synthetic faces to pack when missing (10%% val)")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--kimg", type=float, default=100, help="training budget per variant")
+    ap.add_argument("--n", type=int, default=1000, help="images per side for FID/KID")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every variant")
+    ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "quality"))
+    ap.add_argument("--out", help="result JSON (default bench/results/quality-<cpu|gpu>-<size>.json)")
+    args = ap.parse_args()
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    sys.path.insert(0, ROOT)
+    import torch
+
+    from facegan.eval.features import InceptionFeatures
+    from facegan.eval.generator_io import load_generator
+    from facegan.eval.scoring import score
+
+    ensure_shards(args.shards, args.images, args.size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    extractor = InceptionFeatures(log=print).to(device).eval()
+    result = {"benchmark": "quality", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
+              "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
+              "date": time.strftime("%Y-%m-%d"), "variants": {}}
+    for i, name in enumerate(names, 1):
+        what, overrides = VARIANTS[name]
+        run_dir = os.path.join(args.workdir, name)
+        print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
+        wall, speed = train_variant(name, overrides, args, run_dir)
+        t0 = time.perf_counter()
+        G, _ = load_generator(run_dir, device=device)
+        scores = score(G, args.shards, "val", args.n, extractor, device, seed=12345)
+        result["variants"][name] = {"what": what, "overrides": overrides, "fid": scores["fid"], "kid": scores["kid"],
+                                    "kid_std": scores["kid_std"], "train_wall_s": round(wall, 1),
+                                    "img_per_s": round(speed, 1), "score_s": round(time.perf_counter() - t0, 1),
+                                    "n_real": scores["n_real"], "n_fake": scores["n_fake"]}
+        print(f"    FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  train {wall:.0f} s  {speed:.0f} img/s", flush=True)
+    tag = "gpu" if device == "cuda" else "cpu"
+    out = args.out or os.path.join(RESULTS, f"quality-{tag}-{args.size}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(markdown(result))
+    print(f"quality: wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

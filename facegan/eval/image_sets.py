@@ -1,0 +1,145 @@
+"""What facegan-eval can score, on either side: a generator (checkpoint, run directory, exported
+file), a facegan shard dataset (one split) or a plain folder of images. Each gives Inception
+features; datasets and folders cache theirs, so a reference is computed once.
+"""
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from safetensors.torch import load_file, save_file
+
+from ..errors import UserError
+from .inception_weights import cache_dir
+from .metrics import extract, reference_features
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def is_generator(path: str) -> bool:
+    if os.path.isfile(path):
+        return path.endswith(".safetensors")
+    return any(os.path.exists(os.path.join(path, f)) for f in ("state.json", "checkpoints", "config.yaml"))
+
+
+def is_shard_dataset(path: str) -> bool:
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, "dataset.json"))
+    return any(t in path for t in ("{", "::", "pipe:", "://")) or path.endswith(".tar")
+
+
+@dataclass
+class ImageSet:
+    kind: str  # generator | shards | folder
+    path: str
+    resolution: int = None  # known for generators and shard datasets
+    describe: str = ""
+
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+        raise NotImplementedError
+
+
+class GeneratorSet(ImageSet):
+    def __init__(self, path, raw, device):
+        from .generator_io import load_generator
+
+        self.G, self.info = load_generator(path, raw=raw, device=device)
+        super().__init__("generator", path, self.G.resolution, f"generator {self.info['source']}")
+
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+        from .scoring import generated_features
+
+        return generated_features(self.G, n, extractor, device, seed, batch_size, accelerator)
+
+
+class DatasetSet(ImageSet):
+    def __init__(self, path, split, resolution=None):
+        from .scoring import open_reference
+
+        self.shards, self.cache_dir = open_reference(path, split, resolution)
+        self.split = split
+        super().__init__("shards", path, self.shards.resolution, f"shards {path}:{split}")
+
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+        return reference_features(self.shards, self.cache_dir, self.split, n, extractor, device, batch_size,
+                                  accelerator, log)
+
+
+class FolderSet(ImageSet):
+    """Every image below a folder, in sorted path order; the first n are used."""
+
+    def __init__(self, path):
+        files = []
+        for root, dirs, names in os.walk(path, followlinks=False):
+            dirs.sort()
+            files += [os.path.join(root, f) for f in sorted(names) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not files:
+            raise UserError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        self.files = files
+        super().__init__("folder", path, None, f"folder {path} ({len(files)} images)")
+
+    def _cache_path(self, files, extractor) -> str:
+        h = hashlib.sha256(os.path.abspath(self.path).encode())
+        for f in files:
+            st = os.stat(f)
+            h.update(f"{os.path.relpath(f, self.path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        ext_id = getattr(extractor, "extractor_id", type(extractor).__name__)
+        return os.path.join(cache_dir(), "fid-ref", f"{ext_id}-{len(files)}-{h.hexdigest()[:24]}.safetensors")
+
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+        files = self.files[:n]
+        path = self._cache_path(files, extractor)
+        if os.path.exists(path):
+            log(f"facegan: features of {self.path} from cache {path}")
+            return load_file(path)["features"]
+        rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+        skipped = []
+        feats = extract(extractor, _batches(files[rank::world], batch_size, skipped), device, accelerator,
+                        desc=f"images {os.path.basename(os.path.normpath(self.path))}")
+        if skipped:
+            print(f"facegan: skipped {len(skipped)} unreadable image(s) in {self.path}, e.g. {skipped[0]}",
+                  file=sys.stderr)
+        if feats.shape[0] == 0:
+            raise UserError(f"{self.path}: none of its images could be read")
+        if not skipped and (accelerator is None or accelerator.is_main_process):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp{os.getpid()}"
+            save_file({"features": feats.contiguous()}, tmp, metadata={"folder": os.path.abspath(self.path)})
+            os.replace(tmp, path)
+        return feats
+
+
+def _batches(files, batch_size, skipped):
+    """uint8 (B, 3, H, W) batches; a batch ends early where the image size changes."""
+    batch, shape = [], None
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+            skipped.append(f)
+            continue
+        if batch and (arr.shape != shape or len(batch) == batch_size):
+            yield torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
+            batch = []
+        batch.append(arr)
+        shape = arr.shape
+    if batch:
+        yield torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
+
+
+def open_image_set(path: str, split: str = "val", raw: bool = False, device="cpu", resolution=None) -> ImageSet:
+    """Whatever the path holds, as an ImageSet; one clear error when it is none of them."""
+    if not is_shard_dataset(path) and not os.path.exists(path):
+        raise UserError(f"{path}: no such file or directory")
+    if is_generator(path):
+        return GeneratorSet(path, raw, device)
+    if is_shard_dataset(path):
+        return DatasetSet(path, split, resolution)
+    if os.path.isdir(path):
+        return FolderSet(path)
+    raise UserError(f"{path}: not a generator, a shard dataset or a folder of images")
