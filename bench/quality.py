@@ -92,7 +92,12 @@ def main():
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every variant")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "quality"))
     ap.add_argument("--out", help="result JSON (default bench/results/quality-<cpu|gpu>-<size>.json)")
+    ap.add_argument("--table", metavar="JSON", help="only print the Markdown table of an earlier result")
     args = ap.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            print(markdown(json.load(f)))
+        return
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:

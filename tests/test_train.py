@@ -263,3 +263,10 @@ def test_compile_option_trains_without_recompiles(cartoon_shards, tmp_path):
     assert "Recompiling" not in r.stderr  # D's requires_grad toggles every step
     w = weights(ckpt.list_checkpoints(str(tmp_path / "checkpoints"))[0])
     assert not any("_orig_mod" in k for net in ("G", "D", "G_ema") for k in w[net])
+
+
+def test_trainer_does_not_import_the_eval_package():
+    """The CLI hands the evaluator and the report writer to the trainer (one-way dependency)."""
+    code = "import sys, facegan.train.loop; print(sorted(m for m in sys.modules if m.startswith('facegan.eval')))"
+    r = run_cli("-c", code)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
