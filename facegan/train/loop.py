@@ -319,8 +319,9 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         elif accelerator.is_main_process:
             newest = os.path.join(ckpt_root, ckpt.step_dir_name(step))
         write_samples()
-    if accelerator.is_main_process and on_finish is not None:
-        on_finish(run_dir)
+    if accelerator.is_main_process:
+        if on_finish is not None:
+            on_finish(run_dir)
         grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
         accelerator.print(f"facegan: done at step {step} ({images_seen / 1000:.1f} kimg). "
                           f"Newest sample grid: {os.path.join(run_dir, 'samples', grids[-1])}")
