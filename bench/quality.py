@@ -2,8 +2,12 @@
 with FID and KID (the FID Inception) against the val split. Writes bench/results/quality-<device>.json
 and prints the README's Markdown table.
 
-    python bench/quality.py                         # 32x32 cartoon faces, every variant
-    python bench/quality.py --variants classic,best --kimg 50 --n 500
+    python bench/quality.py                         # 32x32 cartoon faces, the default rows (~30 min, 2 cores)
+    python bench/quality.py --variants all          # every row of the README's table (~55 min)
+    python bench/quality.py --variants classic,lr10-ema10 --kimg 50 --n 500
+
+Rows measured earlier under the same setup are kept in the JSON, so one row can be re-run alone.
+Re-running a row on the same machine reproduced its FID to the last digit (seeded data order and noise).
 
 Each variant trains in its own process (launch/train.py, as a user runs it); scoring happens here,
 with the reference features computed once and cached beside the shards.
@@ -12,6 +16,7 @@ with the reference features computed once and cached beside the shards.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,27 +25,36 @@ from common import RESULTS, machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUG = "color,translation,cutout"
-# name -> (what it is, overrides on top of the shared base). classic = Radford et al. exactly.
-CLASSIC = ["train.loss=bce", "model.d_norm=batch", "train.ema=0", "data.flip=false", "train.lr_g=2e-4",
-           "train.lr_d=2e-4", "train.augment=none", "train.r1_gamma=0"]
+LR = lambda lr: [f"train.lr_g={lr}", f"train.lr_d={lr}"]  # noqa: E731
+# name -> (what it is, overrides on top of the shared base). classic = Radford et al. exactly;
+# every other row changes only what its description says.
+CLASSIC = ["train.loss=bce", "model.d_norm=batch", "train.ema=0", "data.flip=false", *LR("2e-4"),
+           "train.augment=none", "train.r1_gamma=0"]
+EMA2 = ["train.ema=2", "data.flip=true"]
+EMA10 = ["train.ema=10", "data.flip=true"]
 VARIANTS = {
-    "classic": ("DCGAN as published: BCE, BatchNorm D, no EMA, no flips", CLASSIC),
-    "ema": ("classic + EMA generator + flips", CLASSIC + ["train.ema=2", "data.flip=true"]),
-    "lsgan": ("least-squares loss + EMA", CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=lsgan"]),
-    "hinge-sn": ("hinge loss + spectral norm D + EMA",
-                 CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral"]),
-    "hinge-sn-ttur": ("hinge + SN + TTUR (lr G 1e-4, D 4e-4) + EMA",
-                      CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral",
-                                 "train.lr_g=1e-4", "train.lr_d=4e-4"]),
-    "diffaug": ("hinge + SN + DiffAugment + EMA",
-                CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral",
-                           f"train.augment={AUG}"]),
-    "r1": ("BCE + R1 (gamma 1, every 4) + EMA",
-           CLASSIC + ["train.ema=2", "data.flip=true", "train.r1_gamma=1", "train.r1_every=4"]),
-    "best": ("hinge + SN + TTUR + DiffAugment + EMA",
-             CLASSIC + ["train.ema=2", "data.flip=true", "train.loss=hinge", "model.d_norm=spectral",
-                        "train.lr_g=1e-4", "train.lr_d=4e-4", f"train.augment={AUG}"]),
+    "classic": ("DCGAN as published: BCE, BatchNorm D, lr 2e-4, no EMA, no flips", CLASSIC),
+    "lsgan": ("least-squares loss, EMA 2 kimg, flips", CLASSIC + EMA2 + ["train.loss=lsgan"]),
+    "hinge-sn": ("hinge loss, spectral-norm D, EMA 2 kimg, flips",
+                 CLASSIC + EMA2 + ["train.loss=hinge", "model.d_norm=spectral"]),
+    "bce-diffaug": ("DiffAugment (color, translation, cutout), EMA 2 kimg, flips",
+                    CLASSIC + EMA2 + [f"train.augment={AUG}"]),
+    "r1": ("R1 gamma 1 every 4 steps, EMA 2 kimg, flips", CLASSIC + EMA2 + ["train.r1_gamma=1", "train.r1_every=4"]),
+    "bce-diffaug-r1": ("DiffAugment + R1, EMA 2 kimg, flips",
+                       CLASSIC + EMA2 + [f"train.augment={AUG}", "train.r1_gamma=1", "train.r1_every=4"]),
+    "g-fast": ("two learning rates: G 5e-4, D 1e-4", CLASSIC + ["train.lr_g=5e-4", "train.lr_d=1e-4"]),
+    "b32": ("batch 32 (twice the steps)", CLASSIC + ["train.batch_size=32"]),
+    "lr5": ("lr 5e-4", CLASSIC + LR("5e-4")),
+    "lr5-r1-aug": ("lr 5e-4, R1 + DiffAugment",
+                   CLASSIC + LR("5e-4") + ["train.r1_gamma=1", "train.r1_every=4", f"train.augment={AUG}"]),
+    "lr5-ema10": ("lr 5e-4, EMA 10 kimg, flips", CLASSIC + LR("5e-4") + EMA10),
+    "lr5-ema20": ("lr 5e-4, EMA 20 kimg, flips", CLASSIC + LR("5e-4") + ["train.ema=20", "data.flip=true"]),
+    "lr5-ema10-aug": ("lr 5e-4, EMA 10 kimg, flips, DiffAugment", CLASSIC + LR("5e-4") + EMA10 + [f"train.augment={AUG}"]),
+    "lr10-ema10": ("lr 1e-3, EMA 10 kimg, flips", CLASSIC + LR("1e-3") + EMA10),
+    "lr20-ema10": ("lr 2e-3, EMA 10 kimg, flips", CLASSIC + LR("2e-3") + EMA10),
 }
+# `make quality` / no --variants: one row per stabilizer family and the winners (about 30 min on 2 cores).
+DEFAULT = ["classic", "lsgan", "hinge-sn", "bce-diffaug", "r1", "lr5", "lr5-ema10", "lr10-ema10"]
 
 
 def ensure_shards(path, images, size):
@@ -56,6 +70,7 @@ def train_variant(name, overrides, args, run_dir):
            f"data.shards={args.shards}", f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={args.kimg}",
            f"train.seed={args.seed}", "train.checkpoint_every_kimg=1000", f"train.sample_every_kimg={args.kimg / 4}",
            "log.every_steps=100", "log.wandb=off", *overrides, *args.set]
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: no metrics or checkpoints from an earlier table
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -66,6 +81,13 @@ def train_variant(name, overrides, args, run_dir):
     return wall, (sum(speeds) / len(speeds) if speeds else float("nan"))
 
 
+def _write_atomic(path, data):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
 def markdown(result):
     m = result["machine"]
     lines = [f"Budget {result['kimg']} kimg per variant, seed {result['seed']}, {result['data']}, "
@@ -74,7 +96,8 @@ def markdown(result):
     base = result["variants"].get("classic", {}).get("fid")
     for name, v in result["variants"].items():
         ratio = f"{v['fid'] / base:.2f}" if base else "-"
-        lines.append(f"| {name} | {v['what']} | {v['fid']:.2f} | {1000 * v['kid']:.2f} ± {1000 * v['kid_std']:.2f} | "
+        kid = f"{1000 * v['kid']:.1f}" + (f" ± {1000 * v['kid_std']:.1f}" if v["kid_std"] >= 5e-5 else "")
+        lines.append(f"| {name} | {v['what']} | {v['fid']:.2f} | {kid} | "
                      f"{ratio} | {v['train_wall_s']:.0f} s | {v['img_per_s']:.0f} |")
     return "\n".join(lines)
 
@@ -88,7 +111,8 @@ def main():
     ap.add_argument("--kimg", type=float, default=100, help="training budget per variant")
     ap.add_argument("--n", type=int, default=1000, help="images per side for FID/KID")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default=",".join(DEFAULT),
+                    help=f"comma list, or 'all'; default {','.join(DEFAULT)}; all: {', '.join(VARIANTS)}")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every variant")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "quality"))
     ap.add_argument("--out", help="result JSON (default bench/results/quality-<cpu|gpu>-<size>.json)")
@@ -98,7 +122,7 @@ def main():
         with open(args.table) as f:
             print(markdown(json.load(f)))
         return
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
@@ -112,10 +136,17 @@ def main():
 
     ensure_shards(args.shards, args.images, args.size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    tag = "gpu" if device == "cuda" else "cpu"
+    out = args.out or os.path.join(RESULTS, f"quality-{tag}-{args.size}.json")
     extractor = InceptionFeatures(log=print).to(device).eval()
-    result = {"benchmark": "quality", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
-              "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
-              "date": time.strftime("%Y-%m-%d"), "variants": {}}
+    setup = {"benchmark": "quality", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
+             "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set}
+    result = dict(setup, date=time.strftime("%Y-%m-%d"), variants={})
+    if os.path.exists(out):  # rows measured earlier under the same setup are kept (re-run one with --variants)
+        with open(out) as f:
+            earlier = json.load(f)
+        if all(earlier.get(k) == v for k, v in setup.items() if k != "machine"):
+            result["variants"] = earlier.get("variants", {})
     for i, name in enumerate(names, 1):
         what, overrides = VARIANTS[name]
         run_dir = os.path.join(args.workdir, name)
@@ -127,13 +158,13 @@ def main():
         result["variants"][name] = {"what": what, "overrides": overrides, "fid": scores["fid"], "kid": scores["kid"],
                                     "kid_std": scores["kid_std"], "train_wall_s": round(wall, 1),
                                     "img_per_s": round(speed, 1), "score_s": round(time.perf_counter() - t0, 1),
-                                    "n_real": scores["n_real"], "n_fake": scores["n_fake"]}
+                                    "n_real": scores["n_real"], "n_fake": scores["n_fake"],
+                                    "measured": time.strftime("%Y-%m-%d %H:%M")}
         print(f"    FID {scores['fid']:.2f}  KID {scores['kid']:.5f}  train {wall:.0f} s  {speed:.0f} img/s", flush=True)
-    tag = "gpu" if device == "cuda" else "cpu"
-    out = args.out or os.path.join(RESULTS, f"quality-{tag}-{args.size}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+        _write_atomic(out, result)  # after every variant: an interrupted table keeps its rows
+    order = [v for v in VARIANTS if v in result["variants"]]
+    result["variants"] = {v: result["variants"][v] for v in order}
+    _write_atomic(out, result)
     print(markdown(result))
     print(f"quality: wrote {out}")
 
