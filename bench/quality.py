@@ -51,6 +51,9 @@ VARIANTS = {
     "lr5-ema20": ("lr 5e-4, EMA 20 kimg, flips", CLASSIC + LR("5e-4") + ["train.ema=20", "data.flip=true"]),
     "lr5-ema10-aug": ("lr 5e-4, EMA 10 kimg, flips, DiffAugment", CLASSIC + LR("5e-4") + EMA10 + [f"train.augment={AUG}"]),
     "lr10-ema10": ("lr 1e-3, EMA 10 kimg, flips", CLASSIC + LR("1e-3") + EMA10),
+    "lr10-ema5": ("lr 1e-3, EMA 5 kimg, flips", CLASSIC + LR("1e-3") + ["train.ema=5", "data.flip=true"]),
+    "ttur-ema10": ("two learning rates: G 1e-3, D 2e-3; EMA 10 kimg, flips",
+                   CLASSIC + ["train.lr_g=1e-3", "train.lr_d=2e-3"] + EMA10),
     "lr20-ema10": ("lr 2e-3, EMA 10 kimg, flips", CLASSIC + LR("2e-3") + EMA10),
 }
 # `make quality` / no --variants: one row per stabilizer family and the winners (about 30 min on 2 cores).
@@ -98,7 +101,9 @@ def markdown(result):
         ratio = f"{v['fid'] / base:.2f}" if base else "-"
         kid = f"{1000 * v['kid']:.1f}" + (f" ± {1000 * v['kid_std']:.1f}" if v["kid_std"] >= 5e-5 else "")
         lines.append(f"| {name} | {v['what']} | {v['fid']:.2f} | {kid} | "
-                     f"{ratio} | {v['train_wall_s']:.0f} s | {v['img_per_s']:.0f} |")
+                     f"{ratio} | {v['train_wall_s']:.0f} s{' (*)' if v.get('note') else ''} | {v['img_per_s']:.0f} |")
+    notes = [f"(*) {name}: {v['note']}" for name, v in result["variants"].items() if v.get("note")]
+    lines += [""] + notes if notes else []
     return "\n".join(lines)
 
 

@@ -64,7 +64,7 @@ def test_converted_features_equal_the_torchscript_model(extractor):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ts = torch.jit.load(iw.fid_helper_file(), map_location="cpu").eval()
-    images = torch.stack([torch.from_numpy(np.asarray(im)).permute(2, 0, 1)
+    images = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1)
                           for im in faces(6, seed=3, size=299)])  # real 299x299 images: no resize anywhere
     ours = extractor(images)
     with torch.no_grad():
