@@ -270,3 +270,18 @@ def test_trainer_does_not_import_the_eval_package():
     code = "import sys, facegan.train.loop; print(sorted(m for m in sys.modules if m.startswith('facegan.eval')))"
     r = run_cli("-c", code)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_cpu_thread_note_names_the_launch_flag(monkeypatch):
+    from facegan.train.loop import cpu_threads_note
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # what accelerate launch sets by default
+    assert "--num_cpu_threads_per_process 4" in cpu_threads_note(1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert cpu_threads_note(1) is None
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert cpu_threads_note(2) is None  # two processes share the four cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert "--num_cpu_threads_per_process 4" in cpu_threads_note(2)  # one of them on this machine

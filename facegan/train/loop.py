@@ -90,6 +90,19 @@ def describe(accelerator: Accelerator, device: str, precision: str) -> str:
     return f"facegan: device {name} ({mode}), precision {prec}"
 
 
+def cpu_threads_note(world: int):
+    """A hint when a CPU run uses fewer threads than its share of the cores: `accelerate launch`
+    sets OMP_NUM_THREADS=1 unless told otherwise, which halves a 2-core machine's speed."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    used = torch.get_num_threads()
+    if used >= share:
+        return None
+    return (f"facegan: note: {used} CPU thread(s) per process of {cores} cores (OMP_NUM_THREADS="
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); `accelerate launch --num_cpu_threads_per_process "
+            f"{share}` uses them all")
+
+
 # ---------------------------------------------------------------- the run
 
 @dataclass
@@ -121,6 +134,8 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     accelerator.print(describe(accelerator, device_kind, precision))
+    if device_kind == "cpu" and (note := cpu_threads_note(accelerator.num_processes)):
+        accelerator.print(note)
     if cfg.train.batch_size % world:
         raise UserError(f"train.batch_size: {cfg.train.batch_size} does not divide evenly over {world} processes")
     batch = cfg.train.batch_size // world
