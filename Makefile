@@ -49,7 +49,7 @@ test-fast: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/run_all.py
 
-# The quality table (bench/results/quality-*.json, the README table): default rows, about 30 min on 2 CPU cores.
+# The quality table (bench/results/quality-*.json, the README table): default rows, about 35 min on 2 CPU cores.
 quality: $(STAMP_TEST)
 	$(BIN)/python bench/quality.py
 

@@ -66,7 +66,9 @@ def main(argv=None):
     if acc.is_main_process:
         parts = [f"FID {result['fid']:.3f}"] if "fid" in result else []
         if "kid" in result:
-            parts.append(f"KID {result['kid']:.5f} ± {result['kid_std']:.5f}")
+            # With n up to the subset size every KID subset is the whole set: no spread to report.
+            spread = f" ± {result['kid_std']:.5f}" if result["kid_std"] >= 5e-6 else ""
+            parts.append(f"KID {result['kid']:.5f}{spread}")
         print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
               f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
         if args.json:

