@@ -48,3 +48,37 @@ def test_truncated_and_damaged_shards_raise():
     broken[100] ^= 0xFF  # inside the first header: checksum no longer matches
     with pytest.raises(tario.TarError, match="checksum"):
         list(tario.members(bytes(broken)))
+
+
+def _with_pax_payload(payload: bytes) -> bytes:
+    """A tar whose PAX extended header carries exactly this payload (valid header checksum)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        pax = tarfile.TarInfo("pax")
+        pax.type, pax.size = tarfile.XHDTYPE, len(payload)
+        tf.addfile(pax, io.BytesIO(payload))
+        info = tarfile.TarInfo("k.png")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"abc"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("payload", [b"0 size=1\n", b"zz path=a\n", b"99 path=a\n"])
+def test_damaged_pax_records_are_a_tar_error_not_a_hang(payload):
+    with pytest.raises(tario.TarError, match="PAX"):
+        list(tario.members(_with_pax_payload(payload)))
+
+
+def test_random_damage_ends_in_members_or_tar_error():
+    import random
+
+    good = make_tar(tarfile.PAX_FORMAT, ["a/s1.png", "a/s1.json", "d/" + "y" * 120 + ".png"])
+    rng = random.Random(0)
+    for _ in range(2000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            list(tario.members(bytes(data[:rng.randint(0, len(data))])))
+        except tario.TarError:
+            pass

@@ -31,7 +31,12 @@ def _pax_path(payload: bytes):
         space = payload.find(b" ", pos)
         if space < 0:
             break
-        length = int(payload[pos:space])
+        field = payload[pos:space]
+        length = int(field) if field.isdigit() else 0
+        # A record is at least "LEN k=\n" and lies within the header: anything else is damage
+        # (a length of 0 would otherwise never advance).
+        if length <= space - pos + 1 or pos + length > len(payload):
+            raise TarError(f"damaged PAX header (record length {field[:20]!r})")
         record = payload[space + 1:pos + length - 1]
         if record.startswith(b"path="):
             return record[5:]
