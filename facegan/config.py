@@ -35,6 +35,14 @@ def read_yaml(text_or_stream):
     return yaml.load(text_or_stream, Loader=_Loader)
 
 
+@dataclass(frozen=True)
+class _Typed:
+    """A command-line value: the text as typed and its YAML reading. The key's type picks one, so
+    log.name=123 or run.dir=2024 stay the text typed while train.lr_g=1e-3 is a number."""
+    text: str
+    parsed: object
+
+
 @dataclass
 class DataConfig:
     shards: str = "shards/cartoon64"  # dataset directory, or shard URLs (brace patterns, pipe:, http)
@@ -110,10 +118,15 @@ class Config:
 
 def _check_type(key: str, value, tp):
     """Return value converted to tp, or raise UserError naming the key."""
+    if isinstance(value, _Typed):
+        if tp is str:
+            return value.text
+        if typing.get_origin(tp) is not Union:
+            return _check_type(key, value.parsed, tp)
     origin = typing.get_origin(tp)
     if origin is Union:
         args = typing.get_args(tp)
-        if value is None and type(None) in args:
+        if (value.parsed if isinstance(value, _Typed) else value) is None and type(None) in args:
             return None
         for arg in args:
             if arg is type(None):
@@ -122,10 +135,12 @@ def _check_type(key: str, value, tp):
                 return _check_type(key, value, arg)
             except UserError:
                 pass
-        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
-        raise UserError(f"{key}: expected {names}, got {value!r}")
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in args if a is not type(None))
+        raise UserError(f"{key}: expected {names}, got {_shown(value)}")
     if origin in (list, List):
         (inner,) = typing.get_args(tp)
+        if isinstance(value, str) and "," in value:  # train.betas=0.5,0.999 as well as [0.5, 0.999]
+            value = [read_yaml(part) for part in value.split(",")]
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{key}: expected a list, got {value!r}")
         return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
@@ -148,7 +163,13 @@ def _check_type(key: str, value, tp):
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise UserError(f"{key}: expected {tp.__name__}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # name: 123 in a file
+            return str(value)
+    raise UserError(f"{key}: expected {tp.__name__}, got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    return repr(value.text if isinstance(value, _Typed) else value)
 
 
 def _apply(obj, data: dict, prefix: str = ""):
@@ -160,7 +181,7 @@ def _apply(obj, data: dict, prefix: str = ""):
             raise UserError(f"unknown config key '{key}' (known: {known})")
         if dataclasses.is_dataclass(hints[k]):
             if not isinstance(v, dict):
-                raise UserError(f"{key}: expected a section (mapping), got {v!r}")
+                raise UserError(f"{key}: expected a section (mapping), got {_shown(v)}")
             _apply(getattr(obj, k), v, key + ".")
         else:
             setattr(obj, k, _check_type(key, v, hints[k]))
@@ -172,9 +193,10 @@ def parse_override(text: str) -> dict:
         raise UserError(f"override '{text}': expected KEY=VALUE, e.g. train.total_kimg=5")
     key, raw = text.split("=", 1)
     try:
-        value = read_yaml(raw) if raw != "" else ""
+        parsed = read_yaml(raw) if raw != "" else ""
     except yaml.YAMLError:
-        value = raw
+        parsed = raw
+    value = _Typed(raw, parsed)
     nested: dict = {}
     cur = nested
     parts = key.strip().split(".")
@@ -203,6 +225,16 @@ def load_config(path: Optional[str] = None, overrides: List[str] = ()) -> Config
     return cfg
 
 
+# Keys with a fixed set of values: an error names them all.
+CHOICES = {
+    "train.mixed_precision": ("auto", "no", "fp16", "bf16"),
+    "train.loss": tuple(LOSSES),
+    "train.channels_last": ("auto", True, False),
+    "model.d_norm": tuple(D_NORMS),
+    "log.wandb": ("off", "offline", "online"),
+}
+
+
 def validate(cfg: Config) -> None:
     r = cfg.model.resolution
     if r not in (16, 32, 64, 128, 256, 512):
@@ -212,16 +244,14 @@ def validate(cfg: Config) -> None:
         sec, name = key.split(".")
         if getattr(getattr(cfg, sec), name) < 1:
             raise UserError(f"{key}: must be at least 1")
-    if cfg.train.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-        raise UserError(f"train.mixed_precision: expected auto, no, fp16 or bf16, got {cfg.train.mixed_precision!r}")
-    if cfg.log.wandb not in ("off", "offline", "online"):
-        raise UserError(f"log.wandb: expected off, offline or online, got {cfg.log.wandb!r}")
+    for key, choices in CHOICES.items():
+        sec, name = key.split(".")
+        value = getattr(getattr(cfg, sec), name)
+        if value not in choices:
+            shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
+            raise UserError(f"{key}: expected one of {shown}; got {value!r}")
     if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):
         raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
-    if cfg.model.d_norm not in D_NORMS:
-        raise UserError(f"model.d_norm: expected one of {', '.join(D_NORMS)}, got {cfg.model.d_norm!r}")
-    if cfg.train.loss not in LOSSES:
-        raise UserError(f"train.loss: expected one of {', '.join(LOSSES)}, got {cfg.train.loss!r}")
     try:
         parse_policy(cfg.train.augment)
     except ValueError as err:
@@ -231,8 +261,6 @@ def validate(cfg: Config) -> None:
     if cfg.train.total_kimg <= 0:
         raise UserError("train.total_kimg: must be positive")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value
-    if cfg.train.channels_last not in (True, False, "auto"):
-        raise UserError(f"train.channels_last: expected true, false or auto, got {cfg.train.channels_last!r}")
 
 
 def ema_beta(ema, batch_size: int) -> float:
