@@ -91,6 +91,11 @@ class RunConfig:
 
 
 @dataclass
+class DistConfig:
+    timeout_s: float = 300.0  # a collective that waits longer than this ends the job (a stalled rank)
+
+
+@dataclass
 class LogConfig:
     every_steps: int = 50  # status line, metrics.jsonl and tracker cadence
     wandb: str = "off"  # off | offline | online
@@ -112,6 +117,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -260,6 +266,8 @@ def validate(cfg: Config) -> None:
         raise UserError("train.r1_gamma must be >= 0 and train.r1_every >= 1")
     if cfg.train.total_kimg <= 0:
         raise UserError("train.total_kimg: must be positive")
+    if cfg.dist.timeout_s <= 0:
+        raise UserError("dist.timeout_s: must be positive (seconds)")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train on several nodes under SLURM: one task per node, Accelerate starts one process per GPU.
 #   sbatch --nodes 4 launch/slurm.sh configs/celeba64.yaml train.total_kimg=10000
+#   MAX_RESTARTS=5 sbatch --nodes 4 launch/slurm.sh configs/celeba64.yaml
 #SBATCH --job-name=facegan
 #SBATCH --ntasks-per-node=1
 #SBATCH --gpus-per-node=8
@@ -12,13 +13,21 @@ set -euo pipefail
 CONFIG=${1:?usage: sbatch launch/slurm.sh CONFIG [key=value ...]}
 shift
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+# A rank that dies (node failure, OOM killer, bad GPU) restarts the whole group up to this many
+# times; each restart resumes from the newest checkpoint (run.resume=auto, the default).
+MAX_RESTARTS=${MAX_RESTARTS:-3}
 MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 MASTER_PORT=${MASTER_PORT:-29500}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
+# Each restart meets in a fresh store: a shared one keeps the dead ranks' addresses and the
+# restarted group can fail to connect (gloo "connectFullMesh ... Connection refused").
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+# c10d rendezvous: when one node's rank dies, every node's launcher restarts its ranks together
+# (the static rendezvous restarts only the node that failed, and the others never rejoin).
 # SIGTERM (preemption, or --signal above) reaches every rank: each finishes its step, a
 # checkpoint is written and the job exits 0; --requeue plus run.resume=auto picks it up again.
 srun --kill-on-bad-exit=1 bash -c "accelerate launch \
   --multi_gpu --num_machines $SLURM_NNODES --num_processes $((SLURM_NNODES * GPUS_PER_NODE)) \
   --machine_rank \$SLURM_NODEID --main_process_ip $MASTER_ADDR --main_process_port $MASTER_PORT \
-  --rdzv_backend static --same_network \
+  --rdzv_backend c10d --max_restarts $MAX_RESTARTS --monitor_interval 5 \
   launch/train.py --config $CONFIG $*"

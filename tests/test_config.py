@@ -48,6 +48,7 @@ README_VALUES = {
     "train.compile": [("false", False), ("yes", True)],
     "run.dir": [("runs/demo", "runs/demo"), ("runs/try2", "runs/try2"), ("2024", "2024")],
     "run.resume": [("auto", "auto"), ("none", "none"), ("runs/x/checkpoints/step-00000100", "runs/x/checkpoints/step-00000100")],
+    "dist.timeout_s": [("300", 300.0), ("5", 5.0)],
     "log.every_steps": [("50", 50)],
     "log.wandb": [("off", "off"), ("offline", "offline"), ("online", "online")],
     "log.project": [("facegan", "facegan"), ("no", "no")],

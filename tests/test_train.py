@@ -285,3 +285,22 @@ def test_cpu_thread_note_names_the_launch_flag(monkeypatch):
     assert cpu_threads_note(2) is None  # two processes share the four cores
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert "--num_cpu_threads_per_process 4" in cpu_threads_note(2)  # one of them on this machine
+
+
+def test_collective_errors_become_one_line_naming_the_timeout(tmp_path):
+    import torch.distributed as dist
+
+    from facegan.train.distributed import CollectiveFailure, explain_collective_error
+
+    gloo = "[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 15000ms for recv operation to complete"
+    assert explain_collective_error(RuntimeError(gloo), 0, 15) is None  # no process group: not ours to explain
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        timed_out = explain_collective_error(RuntimeError(gloo), 0, 15)
+        assert isinstance(timed_out, CollectiveFailure) and "dist.timeout_s=15 s" in str(timed_out)
+        lost = explain_collective_error(RuntimeError("[pair.cc:561] Connection closed by peer [127.0.0.1]:1"), 1, 300)
+        assert str(lost).startswith("rank 1: lost the connection to another rank")
+        assert explain_collective_error(RuntimeError("CUDA out of memory"), 0, 300) is None
+        assert explain_collective_error(ValueError("timed out"), 0, 300) is None
+    finally:
+        dist.destroy_process_group()

@@ -1,6 +1,7 @@
 """facegan-train: train a DCGAN from a YAML config with dotted overrides (key=value)."""
 
 import argparse
+import os
 import sys
 
 from ..errors import cli_entry
@@ -27,6 +28,7 @@ def main(argv=None):
     from ..config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    from ..train.distributed import explain_collective_error
     from ..train.loop import NonFiniteLoss, train
 
     try:
@@ -34,7 +36,21 @@ def main(argv=None):
     except NonFiniteLoss as err:
         print(f"facegan-train: error: {err}", file=sys.stderr)
         return 1
+    except RuntimeError as err:  # a collective failed: another rank died or stalled
+        failure = explain_collective_error(err, _rank(), cfg.dist.timeout_s)
+        if failure is None:
+            raise
+        print(f"facegan-train: error: {failure}", file=sys.stderr, flush=True)
+        # The process group cannot shut down cleanly with a peer gone: leave now, so the
+        # launcher sees the failure at once and can restart the group.
+        os._exit(1)
     return 0
+
+
+def _rank():
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_initialized() else 0
 
 
 def make_training_evaluator(cfg, accelerator):

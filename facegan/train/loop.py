@@ -1,5 +1,6 @@
 """The training loop, readable top to bottom: setup, resume, steps, status, samples, checkpoints."""
 
+import datetime
 import math
 import os
 import signal
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 
 from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
@@ -17,6 +18,7 @@ from ..errors import UserError
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
 from .augment import parse_policy
+from .distributed import agree_on_path, init_process_group_for_restarts, shared_store_note
 from .ema import make_ema
 from .samples import fixed_noise, generate, save_grid
 from .step import GANStep, to_unit_range
@@ -127,14 +129,20 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     device_kind = pick_device()
     precision = resolve_precision(cfg.train.mixed_precision, device_kind)
     wandb_on = cfg.log.wandb != "off"
+    collective_timeout = datetime.timedelta(seconds=cfg.dist.timeout_s)
+    init_process_group_for_restarts(collective_timeout)  # before Accelerate starts its own
     accelerator = Accelerator(
         cpu=device_kind == "cpu", mixed_precision=precision, log_with="wandb" if wandb_on else None,
         # D sees real and fake as separate batches: DDP's in-place buffer broadcast between the
         # two forwards would break autograd, and BatchNorm statistics stay per rank as in DCGAN.
-        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False),
+                         # a rank that stops making progress ends the job instead of hanging it
+                         InitProcessGroupKwargs(timeout=collective_timeout)])
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     accelerator.print(describe(accelerator, device_kind, precision))
     if device_kind == "cpu" and (note := cpu_threads_note(accelerator.num_processes)):
+        accelerator.print(note)
+    if note := shared_store_note():
         accelerator.print(note)
     if cfg.train.batch_size % world:
         raise UserError(f"train.batch_size: {cfg.train.batch_size} does not divide evenly over {world} processes")
@@ -350,7 +358,10 @@ def _resume_target(cfg: Config, ckpt_root: str, accelerator: Accelerator):
     if mode == "none":
         return None, None
     if mode == "auto":
-        return ckpt.find_resumable(ckpt_root, log=accelerator.print)
+        # rank 0 picks; the others load the same one (see agree_on_path)
+        path = ckpt.find_resumable(ckpt_root, log=accelerator.print)[0] if accelerator.is_main_process else None
+        path = agree_on_path(accelerator, path)
+        return (path, ckpt.verify(path)) if path else (None, None)
     return mode, ckpt.verify(mode)
 
 
