@@ -29,7 +29,7 @@ LR = lambda lr: [f"train.lr_g={lr}", f"train.lr_d={lr}"]  # noqa: E731
 # name -> (what it is, overrides on top of the shared base). classic = Radford et al. exactly;
 # every other row changes only what its description says.
 CLASSIC = ["train.loss=bce", "model.d_norm=batch", "train.ema=0", "data.flip=false", *LR("2e-4"),
-           "train.augment=none", "train.r1_gamma=0"]
+           "train.augment=none", "train.r1_gamma=0", "train.batch_size=64", "train.betas=[0.5,0.999]"]
 EMA2 = ["train.ema=2", "data.flip=true"]
 EMA10 = ["train.ema=10", "data.flip=true"]
 VARIANTS = {
@@ -56,6 +56,20 @@ VARIANTS = {
     "ttur-ema10": ("two learning rates: G 1e-3, D 2e-3; EMA 10 kimg, flips",
                    CLASSIC + ["train.lr_g=1e-3", "train.lr_d=2e-3"] + EMA10),
     "lr20-ema10": ("lr 2e-3, EMA 10 kimg, flips", CLASSIC + LR("2e-3") + EMA10),
+    "lr10-ema10-b32": ("lr 1e-3, EMA 10 kimg, flips, batch 32 (twice the steps)",
+                       CLASSIC + LR("1e-3") + EMA10 + ["train.batch_size=32"]),
+    "lr10-ema10-beta0": ("lr 1e-3, EMA 10 kimg, flips, Adam betas (0, 0.99)",
+                         CLASSIC + LR("1e-3") + EMA10 + ["train.betas=[0.0,0.99]"]),
+    "lr10-ema10-hinge": ("lr 1e-3, EMA 10 kimg, flips, hinge loss", CLASSIC + LR("1e-3") + EMA10 + ["train.loss=hinge"]),
+    "lr10-ema10-b32-beta0": ("lr 1e-3, EMA 10 kimg, flips, batch 32, Adam betas (0, 0.99)",
+                             CLASSIC + LR("1e-3") + EMA10 + ["train.batch_size=32", "train.betas=[0.0,0.99]"]),
+    "lr10-ema10-b16": ("lr 1e-3, EMA 10 kimg, flips, batch 16 (four times the steps)",
+                       CLASSIC + LR("1e-3") + EMA10 + ["train.batch_size=16"]),
+    "lr20-ema10-b32": ("lr 2e-3, EMA 10 kimg, flips, batch 32", CLASSIC + LR("2e-3") + EMA10 + ["train.batch_size=32"]),
+    "lr10-ema10-b16-beta0": ("lr 1e-3, EMA 10 kimg, flips, batch 16, Adam betas (0, 0.99)",
+                             CLASSIC + LR("1e-3") + EMA10 + ["train.batch_size=16", "train.betas=[0.0,0.99]"]),
+    "lr5-ema10-b32-beta0": ("lr 5e-4, EMA 10 kimg, flips, batch 32, Adam betas (0, 0.99)",
+                            CLASSIC + LR("5e-4") + EMA10 + ["train.batch_size=32", "train.betas=[0.0,0.99]"]),
 }
 # `make quality` / no --variants: one row per stabilizer family and the winners (about 35 min on 2 cores).
 DEFAULT = ["classic", "ema2", "lsgan", "hinge-sn", "bce-diffaug", "r1", "lr5", "lr5-ema10", "lr10-ema10"]
