@@ -41,7 +41,7 @@ demo-score: $(STAMP_TEST)
 	$(BIN)/facegan-eval runs/demo --ref $(DEMO_SHARDS) --n 1000
 
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 test-fast: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -m "not slow" tests
