@@ -60,12 +60,12 @@ def test_two_nodes_on_loopback_restart_after_a_rank_is_killed(cartoon_shards, tm
             n.kill()
 
 
-@pytest.mark.parametrize("restarts", [0, 1])
-def test_a_stalled_rank_ends_the_run_within_the_timeout(cartoon_shards, tmp_path, restarts):
+def test_a_stalled_rank_ends_the_attempt_within_the_timeout_and_the_group_restarts(cartoon_shards, tmp_path):
     """SIGSTOP freezes rank 1 after the first checkpoint: rank 0's next collective gives up after
-    dist.timeout_s and says so in one line; the launcher kills the frozen rank (after its 30 s grace)
-    and ends the job, or, with --max_restarts, restarts both ranks, which resume and finish."""
-    timeout_s = 5
+    dist.timeout_s and says so in one line; the launcher kills the frozen rank (after its 30 s
+    grace) and, under --max_restarts, restarts both ranks, which resume and finish. Without
+    --max_restarts the job ends there (exit 1); that ends 36 s after SIGSTOP (timeout plus the grace)."""
+    timeout_s, restarts = 5, 1
     run = tmp_path / "run"
     launch = Launch(["--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                      "--main_process_port", str(free_port()), "--max_restarts", str(restarts), "--monitor_interval", "1",
@@ -85,14 +85,11 @@ def test_a_stalled_rank_ends_the_run_within_the_timeout(cartoon_shards, tmp_path
         assert "[rank0]: Traceback" not in launch.output and "[rank1]: Traceback" not in launch.output
         said = launch.first_time("facegan-train: error:") - stopped
         assert said < timeout_s + 15, said
-        if restarts:
-            assert code == 0, launch.output[-3000:]
-            assert "facegan: resumed from" in launch.output and "facegan: done at step 125" in launch.output
-        else:
-            assert code != 0
-            assert ended - stopped < timeout_s + 30 + 20, ended - stopped
+        assert code == 0, launch.output[-3000:]
+        assert "facegan: resumed from" in launch.output and "facegan: done at step 125" in launch.output
+        assert ended - stopped < timeout_s + 30 + 45, ended - stopped
         wait_for(lambda: not launch.group_alive(), 20, "every process of the launch to exit")
-        print(f"stall (max_restarts {restarts}): reported {said:.1f} s after SIGSTOP, "
+        print(f"stall: reported {said:.1f} s after SIGSTOP, "
               f"launch ended after {ended - stopped:.1f} s")
     finally:
         launch.kill()

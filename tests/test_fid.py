@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -138,16 +139,20 @@ def test_eval_scores_generator_dataset_and_folder(tmp_path, cartoon_shards):
     r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={run}", *tiny)
     assert r.returncode == 0, r.stderr[-2000:]
     folder = save_folder(faces(20, seed=5, size=32), tmp_path / "folder")
-    results = {}
-    for name, (src, ref) in {"gen-vs-shards": (run, cartoon_shards), "folder-vs-shards": (folder, cartoon_shards),
-                             "shards-vs-folder": (cartoon_shards, folder), "gen-vs-folder": (run, folder)}.items():
+    def evaluate(name, src, ref):
         out = tmp_path / f"{name}.json"
         r = run_cli("-m", "facegan.cli.eval", src, "--ref", ref, "--n", "20", "--batch-size", "10",
                     "--json", str(out))
         assert r.returncode == 0, (name, r.stderr[-2000:])
-        results[name] = json.load(open(out))
-        assert results[name]["n_real"] == results[name]["n_fake"] == 20
-        assert results[name]["fid"] > 0 and "kid" in results[name]
+        return name, json.load(open(out))
+
+    pairs = {"gen-vs-shards": (run, cartoon_shards), "folder-vs-shards": (folder, cartoon_shards),
+             "shards-vs-folder": (cartoon_shards, folder), "gen-vs-folder": (run, folder)}
+    with ThreadPoolExecutor(2) as pool:  # two at a time: mostly start-up; the caches are written atomically
+        results = dict(pool.map(lambda item: evaluate(item[0], *item[1]), pairs.items()))
+    for name, result in results.items():
+        assert result["n_real"] == result["n_fake"] == 20, name
+        assert result["fid"] > 0 and "kid" in result, name
     assert results["folder-vs-shards"]["fid"] == pytest.approx(results["shards-vs-folder"]["fid"], rel=1e-6)
     # The folder's features were cached on first use and are read back.
     r = run_cli("-m", "facegan.cli.eval", folder, "--ref", cartoon_shards, "--n", "20", "--metrics", "fid")

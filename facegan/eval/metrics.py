@@ -54,7 +54,7 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
     if feats.shape[0] == 0:
         raise UserError(f"the reference {split} split holds no images")
     if path and (accelerator is None or accelerator.is_main_process):
-        tmp = path + ".tmp"
+        tmp = f"{path}.tmp{os.getpid()}"  # two evaluations at once must not share a temporary file
         save_file({"features": feats.contiguous()}, tmp, metadata={"extractor": ext_id, "split": split,
                                                                     "n": str(feats.shape[0])})
         os.replace(tmp, path)
