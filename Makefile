@@ -17,11 +17,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP_RUN): setup.cfg pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e .
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	touch $(STAMP_RUN)
 
 $(STAMP_TEST): setup.cfg pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q --no-compile -c constraints.txt -e ".[test,hf,fid]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,hf,fid]"
 	touch $(STAMP_TEST) $(STAMP_RUN)
 
 install: $(STAMP_TEST)
