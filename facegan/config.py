@@ -47,7 +47,8 @@ class _Typed:
 class DataConfig:
     shards: str = "shards/cartoon64"  # dataset directory, or shard URLs (brace patterns, pipe:, http)
     workers: int = 2  # DataLoader worker processes per rank
-    max_bad_fraction: float = 0.01  # corrupt samples tolerated before the run stops
+    max_bad_fraction: float = 0.01  # unreadable samples tolerated (a fraction) before the run stops
+    stall_s: float = 120.0  # seconds a shard stream may deliver nothing before it counts as bad
     flip: bool = True  # random horizontal flips, applied on the device
     device_cache: bool = False  # hold this rank's training images on the device (small datasets)
 
@@ -266,6 +267,10 @@ def validate(cfg: Config) -> None:
         raise UserError("train.r1_gamma must be >= 0 and train.r1_every >= 1")
     if cfg.train.total_kimg <= 0:
         raise UserError("train.total_kimg: must be positive")
+    if not 0 <= cfg.data.max_bad_fraction <= 1:
+        raise UserError("data.max_bad_fraction: must be in [0, 1]")
+    if cfg.data.stall_s <= 0:
+        raise UserError("data.stall_s: must be positive (seconds)")
     if cfg.dist.timeout_s <= 0:
         raise UserError("dist.timeout_s: must be positive (seconds)")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value

@@ -20,6 +20,7 @@ README_VALUES = {
                     ("shards/celeba64/train-{000000..000099}.tar", "shards/celeba64/train-{000000..000099}.tar")],
     "data.workers": [("2", 2), ("0", 0)],
     "data.max_bad_fraction": [("0.01", 0.01)],
+    "data.stall_s": [("120", 120.0)],
     "data.flip": [("true", True), ("false", False), ("off", False), ("yes", True)],
     "data.device_cache": [("false", False), ("on", True), ("no", False)],
     "model.resolution": [("64", 64), ("32", 32)],

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from facegan.data.health import BadData
 from facegan.data.loader import EvalStream, TrainStream, resolve_shards, train_loader
 from facegan.errors import UserError
 
@@ -95,12 +96,15 @@ def test_corrupt_samples_are_skipped_below_threshold(cartoon_shards, tmp_path, c
     it = iter(stream)
     for _ in range(20):
         assert next(it).shape == (8, 3, 32, 32)
-    assert "skipping corrupt sample" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "facegan: skipping bad sample at " in err and "train-0000" in err
+    assert "UnidentifiedImageError: cannot identify image file\n" in err  # no object address
 
 
 def test_corrupt_samples_over_threshold_fail(cartoon_shards, tmp_path):
     urls = _copy_with_corruption(cartoon_shards, str(tmp_path / "bad"), bad_every=2)
-    with pytest.raises(RuntimeError, match="too many corrupt samples"):
+    with pytest.raises(BadData, match=r"too much bad data: \d+ of \d+ samples unreadable .*over "
+                       r"data.max_bad_fraction=0.05\); last at .*train-0000\d\d.tar:train\d+"):
         it = iter(TrainStream(resolve_shards(urls, resolution=32), 8, max_bad_fraction=0.05))
         for _ in range(60):
             next(it)

@@ -5,6 +5,7 @@ import os
 import shlex
 import sys
 
+from ..data.intake import Limits
 from ..data.shard import PackOptions, pack
 from ..data.sources import open_source
 from ..errors import UserError, cli_entry
@@ -39,6 +40,12 @@ def build_parser():
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed, and the synthetic source's seed")
     p.add_argument("--limit", type=int, default=None, help="use at most N inputs (synthetic: how many)")
+    p.add_argument("--min-side", type=int, default=0,
+                   help="skip images whose short side is under N pixels (default 0: keep all, upscaling small ones)")
+    p.add_argument("--max-megapixels", type=float, default=64,
+                   help="skip images that would decode to more pixels than this, checked on the header "
+                        "before decoding: the decompression-bomb guard (default 64)")
+    p.add_argument("--max-file-mb", type=int, default=512, help="skip input files larger than this (default 512)")
     p.add_argument("--dedupe", action="store_true", help="drop images identical after resizing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     return p
@@ -69,10 +76,16 @@ def main(argv=None):
         raise UserError(f"--limit {args.limit}: must be at least 1")
     if not 1 <= args.quality <= 100:
         raise UserError(f"--quality {args.quality}: must be in 1..100")
+    for flag, value, lowest in (("--min-side", args.min_side, 0), ("--max-megapixels", args.max_megapixels, 1e-6),
+                                ("--max-file-mb", args.max_file_mb, 1)):
+        if value < lowest:
+            raise UserError(f"{flag} {value:g}: must be at least {lowest:g}")
+    limits = Limits(max_pixels=int(args.max_megapixels * 1e6), max_bytes=args.max_file_mb << 20,
+                    min_side=args.min_side)
     source = open_source(args.source, seed=args.seed, limit=args.limit)
     opts = PackOptions(size=args.size, crop=args.crop, image_format=args.format, quality=args.quality,
                        shard_size=args.shard_size, val_fraction=args.val_fraction, workers=args.workers,
-                       seed=args.seed, limit=args.limit, dedupe=args.dedupe, overwrite=args.overwrite,
+                       seed=args.seed, limit=args.limit, dedupe=args.dedupe, overwrite=args.overwrite, limits=limits,
                        command=shlex.join(["facegan-shard", *(sys.argv[1:] if argv is None else argv)]))
     result = pack(source, args.out, opts)
     print_summary(args.out, result, os.path.join(args.out, "dataset.json"))

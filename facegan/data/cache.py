@@ -7,16 +7,19 @@ batch index, so a resumed run sees the batches an uninterrupted one would.
 
 import torch
 
-from .loader import CorruptionTracker, ShardSet, TrainStream, _decode
+from .health import Counts, Tracker
+from .loader import ShardSet, TrainStream, _decode
 
 
 class DeviceCache:
     def __init__(self, shards: ShardSet, batch_size: int, rank: int, world: int, seed: int,
-                 start_batch: int, device, max_bad_fraction: float = 0.01):
-        stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed)
+                 start_batch: int, device, max_bad_fraction: float = 0.01, stall_s: float = 120.0):
+        stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed, stall_s=stall_s)
         assigned = stream._assignment(rank, world)
         images = []
-        tracker = CorruptionTracker(max_bad_fraction)
+        self.counts = Counts(1)
+        share = sum(c for _, c, _, _ in assigned) if shards.counts else None
+        tracker = Tracker(max_bad_fraction, share=share, counts=self.counts)
         for sample in stream._pass_samples(assigned, rank, 0, tracker):
             img = _decode(sample, shards.resolution, tracker)
             if img is not None:

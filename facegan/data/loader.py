@@ -16,22 +16,21 @@ import multiprocessing
 import os
 import random
 import signal
-import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from torchvision.io import ImageReadMode, decode_image
 
 from ..errors import UserError
 from .manifest import read_manifest, split_shards
-from . import tario
-from .tario import read_url
-from .transforms import decode_rgb
+from .health import BadData, Counts, Tracker, reason_of
+from .decode import decode_chw, image_size
+from .shard_reader import STALL_S, shard_samples
 
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "npy", "bmp")
+MAX_PIXELS = 4096 * 4096  # for samples of unknown resolution (bare URLs without model.resolution)
 
 
 @dataclass
@@ -43,6 +42,10 @@ class ShardSet:
     @property
     def total(self):
         return sum(self.counts) if self.counts else None
+
+    def count_of(self, url: str) -> Optional[int]:
+        """The manifest's sample count for a shard, or None for bare URLs."""
+        return dict(zip(self.urls, self.counts)).get(url) if self.counts else None
 
 
 def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None) -> ShardSet:
@@ -64,37 +67,23 @@ def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None)
     return ShardSet(wds.shardlists.expand_urls(spec), None, resolution)
 
 
-class CorruptionTracker:
-    """Counts bad samples; fatal only when the bad fraction passes the threshold."""
-
-    def __init__(self, max_fraction: float, min_seen: int = 200):
-        self.max_fraction, self.min_seen = max_fraction, min_seen
-        self.seen = self.bad = 0
-
-    def good(self):
-        self.seen += 1
-
-    def failed(self, where: str, err: Exception):
-        self.seen += 1
-        self.bad += 1
-        if self.bad <= 3:
-            print(f"facegan: skipping corrupt sample {where}: {type(err).__name__}: {err}", file=sys.stderr)
-        if self.seen >= self.min_seen and self.bad / self.seen > self.max_fraction:
-            raise RuntimeError(f"too many corrupt samples: {self.bad} of {self.seen} "
-                               f"(threshold {self.max_fraction:.1%}); last at {where}: {err}")
-
-
-def _shard_samples(url: str, tracker: CorruptionTracker):
-    """Raw samples of one shard, in order; a damaged shard yields what precedes the damage."""
-    try:
-        data = read_url(url)
-    except Exception as err:
-        tracker.failed(url, err)
-        return
-    try:
-        yield from tario.samples(url, data)
-    except tario.TarError as err:
-        tracker.failed(url, err)
+def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, residue: int = 0,
+               modulus: int = 1, stall_s: float = STALL_S) -> list:
+    """This reader's raw samples of one shard (those at positions residue, residue + modulus,
+    ...). What the shard fails to deliver is counted as bad: the shortfall against the manifest's
+    count when it is known, else one per problem."""
+    problems: list = []
+    samples = shard_samples(url, problems, stall_s, keep=IMAGE_KEYS)
+    mine = [s for i, s in enumerate(samples) if i % modulus == residue]
+    if expected is not None:
+        expected = len(range(residue, expected, modulus))
+    lost = expected - len(mine) if expected is not None else len(problems)
+    if problems or lost > 0:
+        reason = problems[0] if problems else f"shard ended after {len(mine)} of {expected} samples"
+        if len(problems) > 1:
+            reason += f" (and {len(problems) - 1} more problems)"
+        tracker.failed(url, reason, max(lost, 0))
+    return mine
 
 
 def _image_bytes(sample):
@@ -104,25 +93,23 @@ def _image_bytes(sample):
     raise ValueError(f"no image in sample (keys: {sorted(k for k in sample if not k.startswith('__'))})")
 
 
-def decode_chw(data: bytes) -> torch.Tensor:
-    """(3, H, W) uint8: torchvision's C decoders (PNG, JPEG, WebP), PIL for anything else."""
-    if data[:6] == b"\x93NUMPY":
-        return torch.from_numpy(decode_rgb(data).copy()).permute(2, 0, 1).contiguous()
-    try:
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    except RuntimeError:
-        return torch.from_numpy(decode_rgb(data)).permute(2, 0, 1)
-
-
 def _decode(sample, resolution, tracker):
     try:
-        img = decode_chw(_image_bytes(sample))
-        if resolution and tuple(img.shape[1:]) != (resolution, resolution):
-            raise ValueError(f"image is {img.shape[2]}x{img.shape[1]}, expected {resolution}x{resolution}")
+        data = _image_bytes(sample)
+        w, h = image_size(data)
+        if resolution and (w, h) != (resolution, resolution):
+            raise ValueError(f"image is {w}x{h}, expected {resolution}x{resolution}")
+        if w * h > MAX_PIXELS:
+            raise ValueError(f"image is {w}x{h}, over {MAX_PIXELS} pixels")
+        img = decode_chw(data)
+        if tuple(img.shape) != (3, h, w):
+            raise ValueError(f"image decoded to {tuple(img.shape)}, its header says {w}x{h}")
         tracker.good()
         return img
+    except BadData:
+        raise
     except Exception as err:
-        tracker.failed(f"{sample.get('__url__')}:{sample.get('__key__')}", err)
+        tracker.failed(f"{sample.get('__url__')}:{sample.get('__key__')}", reason_of(err))
         return None
 
 
@@ -134,10 +121,12 @@ class TrainStream(IterableDataset):
     """Endless uint8 (B, 3, H, W) batches for one rank; see the module docstring."""
 
     def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 start_batch: int = 0, max_bad_fraction: float = 0.01):
+                 start_batch: int = 0, max_bad_fraction: float = 0.01, stall_s: float = STALL_S,
+                 counts: Optional[Counts] = None):
         self.shards, self.batch_size = shards, batch_size
         self.rank, self.world, self.seed = rank, world, seed
-        self.start_batch, self.max_bad_fraction = start_batch, max_bad_fraction
+        self.start_batch, self.max_bad_fraction, self.stall_s = start_batch, max_bad_fraction, stall_s
+        self.counts = counts if counts is not None else Counts(1)
 
     def _assignment(self, slot, nslots):
         """(url, count-for-this-slot, residue, modulus) for each shard this slot reads: whole
@@ -162,11 +151,13 @@ class TrainStream(IterableDataset):
         slot, nslots = self.rank * nw + role, self.world * nw
         assigned = self._assignment(slot, nslots)
         known = all(c is not None for _, c, _, _ in assigned)
-        per_pass = sum(c for _, c, _, _ in assigned) // self.batch_size if known else None
+        share = sum(c for _, c, _, _ in assigned) if known else None  # samples per pass
+        per_pass = share // self.batch_size if known else None
         if per_pass == 0:
             raise RuntimeError(f"rank {self.rank} worker {wid}: its share of the data holds fewer than "
                                f"one batch of {self.batch_size}; use a smaller batch or fewer workers")
-        tracker = CorruptionTracker(self.max_bad_fraction)
+        tracker = Tracker(self.max_bad_fraction, share=share,
+                          counts=self.counts, slot=wid)
         p, skip = divmod(local_start, per_pass) if per_pass else (0, local_start)
         while True:
             produced, skipped, raw, pending = 0, 0, 0, []
@@ -195,7 +186,7 @@ class TrainStream(IterableDataset):
         order = list(assigned)
         rng.shuffle(order)
         for url, _, residue, modulus in order:
-            samples = [s for i, s in enumerate(_shard_samples(url, tracker)) if i % modulus == residue]
+            samples = read_shard(url, tracker, self.shards.count_of(url), residue, modulus, self.stall_s)
             rng.shuffle(samples)
             yield from samples
 
@@ -230,27 +221,33 @@ def _guard_stop_signals(exiting, _worker_id):
 
 def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
                  start_batch: int = 0, workers: int = 0, pin_memory: bool = False,
-                 max_bad_fraction: float = 0.01) -> DataLoader:
-    """A DataLoader over TrainStream; not passed through accelerator.prepare (see DESIGN.md)."""
-    ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction)
-    return DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers else None, persistent_workers=False,
-                      worker_init_fn=functools.partial(_guard_stop_signals, _exiting_event()) if workers else None)
+                 max_bad_fraction: float = 0.01, stall_s: float = STALL_S) -> DataLoader:
+    """A DataLoader over TrainStream; not passed through accelerator.prepare (see DESIGN.md).
+    Its `counts` hold the samples read and skipped by all its workers."""
+    counts = Counts(max(1, workers))
+    ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction, stall_s, counts)
+    loader = DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                        prefetch_factor=4 if workers else None, persistent_workers=False,
+                        worker_init_fn=functools.partial(_guard_stop_signals, _exiting_event()) if workers else None)
+    loader.counts = counts
+    return loader
 
 
 class EvalStream(IterableDataset):
     """The split once, in order; this rank's samples are those at positions rank, rank+world, ..."""
 
     def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
-                 limit: Optional[int] = None, max_bad_fraction: float = 0.01):
+                 limit: Optional[int] = None, max_bad_fraction: float = 0.01, stall_s: float = STALL_S):
         self.shards, self.batch_size, self.rank, self.world = shards, batch_size, rank, world
-        self.limit, self.max_bad_fraction = limit, max_bad_fraction
+        self.limit, self.max_bad_fraction, self.stall_s = limit, max_bad_fraction, stall_s
 
     def __iter__(self):
-        tracker = CorruptionTracker(self.max_bad_fraction)
+        tracker = Tracker(self.max_bad_fraction, share=self.shards.total)
         position, pending = 0, []
         for url in self.shards.urls:
-            for sample in _shard_samples(url, tracker):
+            if self.limit is not None and position >= self.limit:
+                break
+            for sample in read_shard(url, tracker, self.shards.count_of(url), stall_s=self.stall_s):
                 if self.limit is not None and position >= self.limit:
                     break
                 mine = position % self.world == self.rank

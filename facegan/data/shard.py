@@ -13,6 +13,7 @@ import os
 import random
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -23,7 +24,8 @@ from .. import __version__
 from ..errors import UserError
 from . import transforms
 from .manifest import FORMAT_VERSION, MANIFEST, sha256_file, write_json_atomic
-from .sources import Source, open_image_bytes, read_item
+from .intake import Limits, Skip, open_image, read_file, read_zip_member
+from .sources import Item, Source
 from .synthetic import cartoon_face
 
 SPLITS = ("train", "val", "test")
@@ -45,6 +47,7 @@ class PackOptions:
     dedupe: bool = False
     overwrite: bool = False
     command: str = ""
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -59,9 +62,23 @@ class PackResult:
 _ZIPS: dict = {}  # per-worker cache of open zip archives
 
 
+def read_item(item: Item, limits: Limits) -> bytes:
+    """An item's encoded bytes (in a worker), within the size limit."""
+    if item.kind == "file":
+        return read_file(item.ref, limits)
+    if item.kind == "zip":
+        archive, member = item.ref
+        if archive not in _ZIPS:
+            _ZIPS[archive] = zipfile.ZipFile(archive)
+        return read_zip_member(_ZIPS[archive], member, limits)
+    if item.kind == "bytes":
+        return item.ref
+    raise ValueError(f"item {item.name} has no bytes ({item.kind})")
+
+
 def process_item(args):
     """Worker: one item -> (ok, name, payload). payload is (encoded, meta, digest) or a reason."""
-    item, size, crop, fmt, quality = args
+    item, size, crop, fmt, quality, limits = args
     try:
         if item.kind == "error":  # the source could not be read past this point
             return False, item.name, item.ref
@@ -70,20 +87,17 @@ def process_item(args):
             img = cartoon_face(index, seed)
             orig = img.size
         else:
-            data = read_item(item, _ZIPS)
-            if not data:
-                return False, item.name, "empty file"
             # The crop keeps at least CROP_KEEP of the short side; decode no smaller than that needs.
-            img, orig = open_image_bytes(data, min_side=int(size / CROP_KEEP[crop]) + 1)
-        if min(orig) < 1:
-            return False, item.name, "image has no pixels"
+            img, orig = open_image(read_item(item, limits), limits, min_side=int(size / CROP_KEEP[crop]) + 1)
         img = transforms.resize_square(transforms.crop_square(transforms.to_rgb(img), crop), size)
         encoded = transforms.encode(img, fmt, quality)
         digest = hashlib.sha1(img.tobytes()).hexdigest()
         meta = {"source": item.name, "width": orig[0], "height": orig[1]}
         return True, item.name, (encoded, meta, digest)
+    except Skip as why:
+        return False, item.name, str(why)
     except Exception as err:  # every failure of one image is a skip with its reason, never fatal
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        reason = f"damaged: {type(err).__name__}: {err}".splitlines()[0][:200]
         return False, item.name, reason
 
 
@@ -145,6 +159,7 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
     if crop not in transforms.CROPS:
         raise UserError(f"--crop {crop}: expected one of {', '.join(transforms.CROPS)}")
     _prepare_out(out, opts.overwrite)
+    source.max_bytes = opts.limits.max_bytes
 
     result = PackResult()
     start = time.time()
@@ -169,7 +184,7 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
             if opts.limit and n >= opts.limit:
                 return
             labels.append(item.split or "train")
-            yield item, opts.size, crop, fmt, opts.quality
+            yield item, opts.size, crop, fmt, opts.quality, opts.limits
 
     try:
         with open(spill_path, "w+b") as spill:

@@ -6,7 +6,6 @@ streams, parquet, Hugging Face datasets) are read in order here and their bytes 
 """
 
 import csv
-import io
 import os
 import tarfile
 import zipfile
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from ..errors import UserError
+from .intake import Limits
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CELEBA_SPLITS = {"0": "train", "1": "val", "2": "test"}
@@ -31,6 +31,7 @@ class Source:
     kind = "?"
     default_crop = "center"
     has_splits = False
+    max_bytes = Limits.max_bytes  # the packer sets its --max-file-mb here, for sources that read bytes
 
     def __len__(self) -> int:  # a count for the progress bar; 0 when unknown
         return 0
@@ -153,10 +154,14 @@ class TarSource(Source):
         try:
             with tarfile.open(self.path, "r|*") as tf:
                 for member in tf:
-                    if member.isfile() and _is_image_name(member.name):
-                        data = tf.extractfile(member).read()
-                        n += 1
-                        yield Item(member.name, "bytes", data)
+                    if not (member.isfile() and _is_image_name(member.name)):
+                        continue
+                    n += 1
+                    if member.size > self.max_bytes:  # left unread: tarfile skips over it
+                        yield Item(member.name, "error", f"file too large: {member.size / 2**20:.0f} MB, "
+                                                         f"over --max-file-mb {self.max_bytes >> 20}")
+                        continue
+                    yield Item(member.name, "bytes", tf.extractfile(member).read())
         except (tarfile.TarError, OSError, EOFError, zlib_error()) as err:
             # A damaged archive: keep what came before, and report the rest as one skip.
             yield Item(f"{self.path} (after {n} images)", "error", f"archive damaged: {type(err).__name__}: {err}")
@@ -307,35 +312,3 @@ def open_source(spec: str, seed: int = 0, limit: Optional[int] = None) -> Source
         return ParquetSource(spec)
     raise UserError(f"{spec}: unknown source kind (expected a directory, .zip, .tar[.gz], "
                     ".parquet, hf:NAME or synthetic:cartoon)")
-
-
-def read_item(item: Item, zip_cache: dict) -> bytes:
-    """Fetch an item's encoded bytes (run in a worker)."""
-    if item.kind == "file":
-        with open(item.ref, "rb") as f:
-            return f.read()
-    if item.kind == "zip":
-        archive, member = item.ref
-        zf = zip_cache.get(archive)
-        if zf is None:
-            zf = zip_cache[archive] = zipfile.ZipFile(archive)
-        return zf.read(member)
-    if item.kind == "bytes":
-        return item.ref
-    raise ValueError(f"item {item.name} has no bytes ({item.kind})")
-
-
-def open_image_bytes(data: bytes, min_side: int = 0):  # -> (image, size before any scaling)
-    """Decode an image. For JPEGs, min_side lets the decoder scale down in the DCT domain
-    (1/2, 1/4, 1/8) while the short side stays >= min_side: a large share of packing time."""
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(data))
-    original = img.size
-    if min_side and img.format == "JPEG":
-        w, h = img.size
-        scale = min_side / min(w, h)
-        if scale < 0.5:
-            img.draft("RGB", (max(1, int(w * scale + 0.999)), max(1, int(h * scale + 0.999))))
-    img.load()  # decode now, so truncation is caught here
-    return img, original

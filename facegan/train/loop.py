@@ -198,13 +198,14 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
     # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
     if cfg.data.device_cache:
-        loader = DeviceCache(shards, batch, rank, world, cfg.train.seed, step, device, cfg.data.max_bad_fraction)
+        loader = DeviceCache(shards, batch, rank, world, cfg.train.seed, step, device, cfg.data.max_bad_fraction,
+                             cfg.data.stall_s)
         accelerator.print(f"facegan: {len(loader)} training images cached on {device} "
                           f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
     else:
         loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
                               workers=cfg.data.workers, pin_memory=device_kind == "cuda",
-                              max_bad_fraction=cfg.data.max_bad_fraction)
+                              max_bad_fraction=cfg.data.max_bad_fraction, stall_s=cfg.data.stall_s)
     # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
     # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
     batches = iter(loader)
@@ -293,7 +294,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     gan_step.steps = step  # the lazy-R1 cadence continues across a resume
     stats = torch.zeros(4, device=device)  # sums of loss_D, loss_G, D(x), D(G(z)) since the last log
     stats_steps, t_log, img_log = 0, time.time(), images_seen
-    newest = None
+    newest, last_status = None, None
     stopped_by_signal = False
     with StopSignal() as stop:
         while images_seen < total_images:
@@ -319,8 +320,8 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
                     requested = torch.tensor([float(stop.requested)], device=device)
                     stopped_by_signal = accelerator.reduce(requested, reduction="sum").item() > 0
             if step % cfg.log.every_steps == 0 or stopped_by_signal or images_seen >= total_images:
-                _status(accelerator, cfg, metrics, stats, stats_steps, step, images_seen, t_log, img_log,
-                        opt_G, opt_D, device)
+                last_status = _status(accelerator, cfg, metrics, stats, stats_steps, step, images_seen, t_log,
+                                      img_log, opt_G, opt_D, device, loader.counts)
                 stats.zero_()
                 stats_steps, t_log, img_log = 0, time.time(), images_seen
             if every(cfg.train.sample_every_kimg, before, images_seen):
@@ -349,6 +350,9 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         accelerator.print(f"facegan: done at step {step} ({images_seen / 1000:.1f} kimg). "
                           f"Newest sample grid: {os.path.join(run_dir, 'samples', grids[-1])}")
         accelerator.print(f"facegan: newest checkpoint: {newest}")
+        if last_status and last_status["data_bad"]:
+            accelerator.print(f"facegan: bad data skipped: {last_status['data_bad']} of "
+                              f"{last_status['data_read']} samples read (data_bad in metrics.jsonl)")
     accelerator.end_training()
     return TrainResult(newest, step, images_seen, stopped_by_signal, G_raw, G_ema, D_raw)
 
@@ -393,17 +397,27 @@ def _gather_rng(accelerator: Accelerator, device: torch.device):
     return out
 
 
-def _status(accelerator, cfg, metrics, stats, n, step, images_seen, t_log, img_log, opt_G, opt_D, device):
+def _status(accelerator, cfg, metrics, stats, n, step, images_seen, t_log, img_log, opt_G, opt_D, device,
+            data_counts):
     """One status line, one metrics.jsonl record, one tracker log: the only routine host sync."""
-    mean = accelerator.reduce(stats / max(n, 1), reduction="mean").tolist()  # note: a sync point
+    world = accelerator.num_processes
+    seen, bad = data_counts.totals()  # this rank's loader, all its workers, since the run started
+    # One reduction for both: the loss means, and (times world, then averaged) the sample counts.
+    local = torch.cat([stats / max(n, 1), torch.tensor([seen * world, bad * world], device=device,
+                                                       dtype=stats.dtype)])
+    mean = accelerator.reduce(local, reduction="mean").tolist()  # note: a sync point
+    seen, bad = int(round(mean[4])), int(round(mean[5]))
     dt = max(time.time() - t_log, 1e-9)
     imgs = images_seen - img_log
     rec = {"step": step, "kimg": round(images_seen / 1000, 3), "loss_D": mean[0], "loss_G": mean[1],
            "D_real": mean[2], "D_fake": mean[3], "img_per_s": imgs / dt,
            "sec_per_kimg": dt / max(imgs / 1000, 1e-9), "peak_mem_mb": peak_memory_mb(device),
-           "lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"]}
+           "lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"],
+           "data_read": seen, "data_bad": bad}
     accelerator.print(f"kimg {rec['kimg']:9.3f}  step {step:7d}  loss_D {mean[0]:.3f}  loss_G {mean[1]:.3f}  "
                       f"D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  {rec['img_per_s']:8.1f} img/s  "
-                      f"{rec['sec_per_kimg']:7.2f} s/kimg  mem {rec['peak_mem_mb']:.0f} MB")
+                      f"{rec['sec_per_kimg']:7.2f} s/kimg  mem {rec['peak_mem_mb']:.0f} MB"
+                      + (f"  bad data {bad}/{seen}" if bad else ""))
     metrics.write(rec)
     accelerator.log({k: v for k, v in rec.items() if k != "step"}, step=step)
+    return rec
