@@ -1,13 +1,19 @@
-"""Loader throughput: shards -> uint8 batches (facegan) vs torchvision ImageFolder + transforms
-on the original JPEGs, at the same resolution, batch size and worker count."""
+"""Loader throughput: shards -> uint8 batches (facegan, reading tars with WebDataset's tarfile
+path) vs torchvision ImageFolder + transforms on the original JPEGs, at the same resolution,
+batch size and worker count; and the same loader over the hand-written tar parser it replaced
+(bench/handparsed_tar.py), to show what the library path costs. What the trainer consumes is
+bench_train.py's loader_over_trainer."""
 
 import argparse
 import os
 import tempfile
 import time
 
+import handparsed_tar
 import torch
 from common import make_jpeg_folder, report
+
+import facegan.data.loader as facegan_loader
 
 from facegan.data.loader import resolve_shards, train_loader
 from facegan.data.shard import PackOptions, pack
@@ -49,10 +55,19 @@ def main():
                                          num_workers=args.workers, drop_last=True, persistent_workers=True)
     repeat = lambda loader: (b for _ in iter(int, 1) for b in loader)  # endless epochs
     base = images_per_s(repeat(folder), args.batches)
-    ours = images_per_s(train_loader(resolve_shards(shards, "train", args.size), args.batch,
-                                     workers=args.workers), args.batches)
-    report(f"loader-{args.format}", {"images": args.images, "size": args.size, "format": args.format, "batch": args.batch, "workers": args.workers,
-                      "imagefolder_images_per_s": round(base, 1), "facegan_images_per_s": round(ours, 1)},
+    shard_set = resolve_shards(shards, "train", args.size)
+    ours = images_per_s(train_loader(shard_set, args.batch, workers=args.workers), args.batches)
+    library_reader = facegan_loader.shard_samples
+    facegan_loader.shard_samples = handparsed_tar.shard_samples  # workers fork after this: they see it
+    try:
+        hand = images_per_s(train_loader(shard_set, args.batch, workers=args.workers), args.batches)
+    finally:
+        facegan_loader.shard_samples = library_reader
+    report(f"loader-{args.format}", {"images": args.images, "size": args.size, "format": args.format,
+                                     "batch": args.batch, "workers": args.workers,
+                                     "imagefolder_images_per_s": round(base, 1), "facegan_images_per_s": round(ours, 1),
+                                     "handparsed_tar_images_per_s": round(hand, 1),
+                                     "facegan_over_handparsed": round(ours / hand, 3)},
            "speedup_vs_imagefolder", ours / base)
 
 

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -104,8 +105,18 @@ def make_parquet(path, n=10, bad=0):
 def run_cli(*args, env=None, timeout=300):
     """Run a console command as a user would; returns CompletedProcess with text output."""
     full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=ROOT)
+    cmd = [sys.executable, *args]
+    # A session of its own, ended as a whole: no pool or loader worker outlives its test.
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+                          cwd=ROOT, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def shard(*args, **kw):

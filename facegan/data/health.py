@@ -67,7 +67,8 @@ class Tracker:
         if self.shown < SHOWN:
             self.shown += 1
             what = "sample" if n == 1 else f"{n} samples"
-            print(f"facegan: skipping bad {what} at {where}: {reason}", file=sys.stderr, flush=True)
+            line = f"skipping bad {what} at {where}" if n else f"problem at {where}, no sample lost"
+            print(f"facegan: {line}: {reason}", file=sys.stderr, flush=True)
         base = max(self.seen, self.share or 0)
         if (self.share or self.seen >= self.min_seen) and self.bad / base > self.max_fraction:
             raise BadData(f"too much bad data: {self.bad} of {base} samples unreadable "
@@ -82,6 +83,6 @@ class Tracker:
 def reason_of(err: BaseException) -> str:
     """An exception as one short line (WebDataset appends the stream object to messages)."""
     text = str(err.args[0]) if getattr(err, "args", None) else str(err)
-    text = re.sub(r" ?(@ )?<[^<>]* at 0x[0-9a-f]+>", "", text)  # object addresses say nothing
+    text = re.sub(r" ?(@ )?<[^<>]* at 0x[0-9a-f]+>| @ <shard stream>", "", text)  # says nothing to a user
     text = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__

@@ -81,7 +81,7 @@ def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, resid
     if problems or lost > 0:
         reason = problems[0] if problems else f"shard ended after {len(mine)} of {expected} samples"
         if len(problems) > 1:
-            reason += f" (and {len(problems) - 1} more problems)"
+            reason += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         tracker.failed(url, reason, max(lost, 0))
     return mine
 
