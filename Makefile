@@ -10,6 +10,9 @@ DEMO_SHARDS ?= shards/cartoon32
 DEMO_IMAGES ?= 10000
 # accelerate launch gives a CPU process one thread unless told; the demo uses every core.
 CPU_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
+# Tests run in parallel processes, one per core up to 4 (each with one torch thread: see
+# tests/conftest.py). Most of a test's time is one process starting or one small model stepping.
+TEST_PROCESSES ?= $(shell n=$(CPU_THREADS); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
 .PHONY: install demo demo-score test test-fast bench quality clean
 
@@ -41,7 +44,7 @@ demo-score: $(STAMP_TEST)
 	$(BIN)/facegan-eval runs/demo --ref $(DEMO_SHARDS) --n 1000
 
 test: $(STAMP_TEST)
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --durations=15 tests
 
 test-fast: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q -m "not slow" tests

@@ -1,8 +1,14 @@
 """Shared fixtures: tests make every input they use (images, archives, CelebA tree, parquet)."""
 
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Test processes side by side (pytest -n N): one intra-op thread each. With more OpenMP
+    # threads than cores, torch's spinning threads made a 1 s training test take 40 s.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import io
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -50,22 +50,22 @@ def tool(name, *args, **kw):
 
 
 def test_sample_grid_folder_and_interpolation(tiny_run, tmp_path):
+    from facegan.cli.sample import main as sample  # the command itself runs once, below
+
     r = tool("sample", tiny_run, "--n", "16", "--out", str(tmp_path / "grid.png"))
     assert r.returncode == 0, r.stderr
     grid = Image.open(tmp_path / "grid.png")
     assert grid.size == (4 * 34 + 2, 4 * 34 + 2)  # 4x4 images of 32px with 2px padding
-    r = tool("sample", tiny_run, "--n", "5", "--outdir", str(tmp_path / "many"), "--raw", "--seed", "3")
-    assert r.returncode == 0, r.stderr
+    assert sample([tiny_run, "--n", "5", "--outdir", str(tmp_path / "many"), "--raw", "--seed", "3"]) == 0
     files = sorted(os.listdir(tmp_path / "many"))
     assert len(files) == 5 and Image.open(tmp_path / "many" / files[0]).size == (32, 32)
-    r = tool("sample", tiny_run, "--interpolate", "4", "--n", "3", "--out", str(tmp_path / "walk.gif"))
-    assert r.returncode == 0, r.stderr
+    assert sample([tiny_run, "--interpolate", "4", "--n", "3", "--out", str(tmp_path / "walk.gif")]) == 0
     assert Image.open(tmp_path / "walk.gif").n_frames == 9
-    # same seed, same images; EMA and raw differ
-    a = tool("sample", tiny_run, "--n", "4", "--out", str(tmp_path / "a.png"))
-    b = tool("sample", tiny_run, "--n", "4", "--out", str(tmp_path / "b.png"))
-    assert a.returncode == b.returncode == 0
-    assert open(tmp_path / "a.png", "rb").read() == open(tmp_path / "b.png", "rb").read()
+    # same seed, same images (here and from the command above); EMA and raw differ
+    assert sample([tiny_run, "--n", "16", "--out", str(tmp_path / "a.png")]) == 0
+    assert sample([tiny_run, "--n", "16", "--out", str(tmp_path / "b.png"), "--raw"]) == 0
+    assert open(tmp_path / "a.png", "rb").read() == open(tmp_path / "grid.png", "rb").read()
+    assert open(tmp_path / "a.png", "rb").read() != open(tmp_path / "b.png", "rb").read()
 
 
 def test_export_loads_with_facegan_alone(tiny_run, tmp_path):
@@ -111,7 +111,7 @@ def test_bad_sources_exit_2(tiny_run, tmp_path, cartoon_shards, case):
 
 
 @pytest.mark.slow
-def test_eval_end_to_end_and_reference_cache(tiny_run, cartoon_shards, random_inception, tmp_path):
+def test_eval_end_to_end_and_reference_cache(tiny_run, cartoon_shards, random_inception, tmp_path, capsys):
     args = [tiny_run, "--ref", cartoon_shards, "--n", "24", "--batch-size", "12",
             "--inception-weights", random_inception, "--json", str(tmp_path / "r.json")]
     r = tool("eval", *args)
@@ -121,8 +121,11 @@ def test_eval_end_to_end_and_reference_cache(tiny_run, cartoon_shards, random_in
     assert np.isfinite(res["fid"]) and res["fid"] > 0 and "kid" in res
     assert "n_real 24, n_fake 24" in r.stdout
     assert os.path.exists(os.path.join(cartoon_shards, "fid-ref-inception-v3-compat-2048-val-24.safetensors"))
-    r2 = tool("eval", *args)
-    assert r2.returncode == 0 and "from cache" in r2.stdout + r2.stderr
+    from facegan.cli.eval import main as evaluate  # the second time in this process
+
+    assert evaluate(args) == 0
+    said = capsys.readouterr()
+    assert "from cache" in said.out + said.err
     assert json.load(open(tmp_path / "r.json"))["fid"] == pytest.approx(res["fid"], rel=1e-6)
 
 

@@ -130,29 +130,33 @@ def test_without_the_extra_offline_names_the_extra_and_the_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_scores_generator_dataset_and_folder(tmp_path, cartoon_shards):
-    """All three kinds of input, on either side, with a tiny generator made here."""
+def test_eval_scores_generator_dataset_and_folder(tmp_path, cartoon_shards, capsys):
+    """All three kinds of input, on either side, with a tiny generator made here. The command's
+    main() runs in this process (the CLI itself is run as a command by the test above)."""
+    from facegan.cli.eval import main as eval_main
+    from facegan.config import load_config
+    from facegan.train.loop import train
+
     run = str(tmp_path / "run")
-    tiny = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
-            "data.workers=0", "train.total_kimg=0.032", "log.every_steps=1"]
-    r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={run}", *tiny)
-    assert r.returncode == 0, r.stderr[-2000:]
+    train(load_config(None, [f"data.shards={cartoon_shards}", f"run.dir={run}", "model.resolution=32",
+                             "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
+                             "data.workers=0", "train.total_kimg=0.032", "log.every_steps=1", "log.wandb=off"]))
     folder = save_folder(faces(20, seed=5, size=32), tmp_path / "folder")
+
     def evaluate(name, src, ref):
         out = tmp_path / f"{name}.json"
-        r = run_cli("-m", "facegan.cli.eval", src, "--ref", ref, "--n", "20", "--batch-size", "10",
-                    "--json", str(out))
-        assert r.returncode == 0, (name, r.stderr[-2000:])
+        assert eval_main([src, "--ref", ref, "--n", "20", "--batch-size", "10", "--json", str(out)]) == 0
         return name, json.load(open(out))
 
     pairs = {"gen-vs-shards": (run, cartoon_shards), "folder-vs-shards": (folder, cartoon_shards),
              "shards-vs-folder": (cartoon_shards, folder), "gen-vs-folder": (run, folder)}
-    # One at a time: two Inception runs side by side oversubscribe the cores (measured 3x slower).
     results = dict(evaluate(name, *pair) for name, pair in pairs.items())
     for name, result in results.items():
         assert result["n_real"] == result["n_fake"] == 20, name
         assert result["fid"] > 0 and "kid" in result, name
     assert results["folder-vs-shards"]["fid"] == pytest.approx(results["shards-vs-folder"]["fid"], rel=1e-6)
     # The folder's features were cached on first use and are read back.
-    r = run_cli("-m", "facegan.cli.eval", folder, "--ref", cartoon_shards, "--n", "20", "--metrics", "fid")
-    assert r.returncode == 0 and "from cache" in r.stdout + r.stderr
+    capsys.readouterr()
+    assert eval_main([folder, "--ref", cartoon_shards, "--n", "20", "--metrics", "fid"]) == 0
+    said = capsys.readouterr()
+    assert "from cache" in said.out + said.err
