@@ -216,11 +216,17 @@ def test_a_failing_command_is_bad_data(cartoon_shards):
 
 DECODER_FUZZ = r"""
 import io, random, sys
-from facegan.data.decode import decode_chw
+import numpy as np
+from facegan.data.decode import decode_hwc, image_size
 from facegan.data.synthetic import cartoon_face
 img = cartoon_face(3, 0).resize((32, 32))
-for fmt in ("PNG", "JPEG", "WEBP"):
-    buf = io.BytesIO(); img.save(buf, format=fmt); good = buf.getvalue()
+for fmt in ("PNG", "JPEG", "WEBP", "NPY"):
+    buf = io.BytesIO()
+    if fmt == "NPY":
+        np.lib.format.write_array(buf, np.asarray(img), allow_pickle=False)
+    else:
+        img.save(buf, format=fmt)
+    good = buf.getvalue()
     rng, failed = random.Random(fmt), 0
     for _ in range(1000):
         data = bytearray(good)
@@ -229,9 +235,12 @@ for fmt in ("PNG", "JPEG", "WEBP"):
         if rng.random() < 0.2:
             data = data[:rng.randrange(1, len(data))]
         try:
-            decode_chw(bytes(data))
+            image_size(bytes(data))
+            out = decode_hwc(bytes(data))
         except Exception:
             failed += 1
+            continue
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, (fmt, out.shape, out.dtype)
     print(fmt, failed)
 """
 
@@ -242,4 +251,4 @@ def test_damaged_images_never_crash_the_decoder():
     r = run_cli("-c", DECODER_FUZZ, timeout=LIMIT_S * 2)
     assert r.returncode == 0, f"decoder crashed (status {r.returncode}): {r.stderr[-1500:]}"
     failed = dict(line.split() for line in r.stdout.split("\n") if line)
-    assert set(failed) == {"PNG", "JPEG", "WEBP"} and all(int(n) > 0 for n in failed.values())
+    assert set(failed) == {"PNG", "JPEG", "WEBP", "NPY"} and all(int(n) > 0 for n in failed.values())

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..errors import UserError
 from .manifest import read_manifest, split_shards
 from .health import BadData, Counts, Tracker, reason_of
-from .decode import decode_chw, image_size
+from .decode import decode_hwc, decoded_batch, image_size
 from .shard_reader import STALL_S, shard_samples
 
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "npy", "bmp")
@@ -101,8 +101,8 @@ def _decode(sample, resolution, tracker):
             raise ValueError(f"image is {w}x{h}, expected {resolution}x{resolution}")
         if w * h > MAX_PIXELS:
             raise ValueError(f"image is {w}x{h}, over {MAX_PIXELS} pixels")
-        img = decode_chw(data)
-        if tuple(img.shape) != (3, h, w):
+        img = decode_hwc(data)
+        if tuple(img.shape) != (h, w, 3):
             raise ValueError(f"image decoded to {tuple(img.shape)}, its header says {w}x{h}")
         tracker.good()
         return img
@@ -114,7 +114,7 @@ def _decode(sample, resolution, tracker):
 
 
 def _to_batch(images):
-    return torch.stack(images)
+    return decoded_batch(images)
 
 
 class TrainStream(IterableDataset):
