@@ -21,7 +21,9 @@ RUNS = [
 def table(results):
     lines = ["| benchmark | device | figures | ratio |", "|---|---|---|---|"]
     for r in results:
-        ratio = next((k, v) for k, v in r.items() if k.startswith("speedup"))
+        ratio = next(((k, v) for k, v in r.items() if k.startswith("speedup")), None)
+        if ratio is None:  # not a speed benchmark (the quality table has its own section)
+            continue
         figs = ", ".join(f"{k} {v}" for k, v in r["figures"].items() if "per_s" in k or k in ("format", "fraction"))
         lines.append(f"| {r['benchmark']} | {r['machine']['device']} ({r['machine']['cores']} cores) | {figs} | "
                      f"{ratio[0]} **{ratio[1]}x** |")
