@@ -175,8 +175,9 @@ def test_overwrite_replaces_dataset(tmp_path):
 
 def test_killed_packer_leaves_no_finished_looking_dataset(tmp_path):
     out = str(tmp_path / "out")
-    cmd = [sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", out, "--size", "64",
-           "--limit", "3000", "--shard-size", "20", "--workers", "2"]
+    # Many small shards, each fsynced: the writing phase lasts long enough to be caught in.
+    cmd = [sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", out, "--size", "32",
+           "--limit", "1200", "--shard-size", "10", "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
@@ -187,7 +188,7 @@ def test_killed_packer_leaves_no_finished_looking_dataset(tmp_path):
     assert glob.glob(os.path.join(out, "train-*.tar")), "packer never got to writing shards"
     assert not os.path.exists(os.path.join(out, "dataset.json"))
     for path in glob.glob(os.path.join(out, "*.tar")):  # anything named like a shard is whole
-        assert len(tar_samples(path)) == 20
+        assert len(tar_samples(path)) == 10
     assert all(f.startswith(".") for f in os.listdir(out) if not f.endswith(".tar"))
     from facegan.data.loader import resolve_shards
     from facegan.errors import UserError
