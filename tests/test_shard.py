@@ -177,7 +177,7 @@ def test_killed_packer_leaves_no_finished_looking_dataset(tmp_path):
     out = str(tmp_path / "out")
     # Many small shards, each fsynced: the writing phase lasts long enough to be caught in.
     cmd = [sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", out, "--size", "32",
-           "--limit", "1200", "--shard-size", "10", "--workers", "2"]
+           "--limit", "1500", "--shard-size", "10", "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
