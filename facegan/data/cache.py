@@ -8,7 +8,8 @@ batch index, so a resumed run sees the batches an uninterrupted one would.
 import torch
 
 from .health import Counts, Tracker
-from .loader import ShardSet, TrainStream, _decode, _to_batch
+from .decode import decoded_batch
+from .loader import ShardSet, TrainStream, _decode
 
 
 class DeviceCache:
@@ -26,7 +27,7 @@ class DeviceCache:
                 images.append(img)
         if len(images) < batch_size:
             raise RuntimeError(f"rank {rank}: {len(images)} images cached, fewer than one batch of {batch_size}")
-        self.images = _to_batch(images).contiguous().to(device)
+        self.images = decoded_batch(images).contiguous().to(device)
         self.batch_size, self.seed, self.rank, self.device = batch_size, seed, rank, device
         self.per_pass = len(images) // batch_size
         self.position = start_batch

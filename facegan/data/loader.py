@@ -43,9 +43,13 @@ class ShardSet:
     def total(self):
         return sum(self.counts) if self.counts else None
 
+    @functools.cached_property
+    def _count_by_url(self) -> dict:
+        return dict(zip(self.urls, self.counts)) if self.counts else {}
+
     def count_of(self, url: str) -> Optional[int]:
         """The manifest's sample count for a shard, or None for bare URLs."""
-        return dict(zip(self.urls, self.counts)).get(url) if self.counts else None
+        return self._count_by_url.get(url)
 
 
 def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None) -> ShardSet:
@@ -113,10 +117,6 @@ def _decode(sample, resolution, tracker):
         return None
 
 
-def _to_batch(images):
-    return decoded_batch(images)
-
-
 class TrainStream(IterableDataset):
     """Endless uint8 (B, 3, H, W) batches for one rank; see the module docstring."""
 
@@ -172,7 +172,7 @@ class TrainStream(IterableDataset):
                     continue
                 pending.append(arr)
                 if len(pending) == self.batch_size:
-                    yield _to_batch(pending)
+                    yield decoded_batch(pending)
                     produced, pending = produced + 1, []
             if produced == 0 and skipped == 0:  # not one batch's worth of data in a whole pass
                 raise RuntimeError(f"rank {self.rank}: a whole pass over {len(assigned)} shard(s) gave no "
@@ -258,10 +258,10 @@ class EvalStream(IterableDataset):
                 if arr is not None:
                     pending.append(arr)
                 if len(pending) == self.batch_size:
-                    yield _to_batch(pending)
+                    yield decoded_batch(pending)
                     pending = []
         if pending:
-            yield _to_batch(pending)
+            yield decoded_batch(pending)
 
 
 def eval_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
