@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from facegan.data import transforms
+from facegan.data.decode import decode_hwc
 
 
 def test_modes_become_rgb():
@@ -56,4 +57,4 @@ def test_encode_is_deterministic_and_decodes():
     for fmt in ("png", "jpg", "webp"):
         a, b = transforms.encode(img, fmt, 95), transforms.encode(img, fmt, 95)
         assert a == b
-        assert transforms.decode_rgb(a).shape == (16, 16, 3)
+        assert decode_hwc(a).shape == (16, 16, 3)

@@ -1,46 +1,12 @@
 """dataset.json: the self-description of a packed dataset. Written last; no manifest, no dataset."""
 
-import hashlib
-import json
 import os
 
 from ..errors import UserError
+from ..io import read_json, sha256_file, write_json_atomic  # noqa: F401 (re-exported)
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: str) -> str:
-    return file_digest(path, "sha256")
-
-
-def file_digest(path: str, algorithm: str) -> str:
-    """Hex digest of a file read in 1 MiB blocks (hashlib.file_digest needs Python 3.11)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: str, obj) -> None:
-    """Write JSON under a temporary name, fsync, then rename: readers never see half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: str, what: str) -> dict:
-    """Parse a JSON file we wrote; a damaged one is a UserError naming the file."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: unreadable {what} ({err})") from None
 
 
 def read_manifest(directory: str) -> dict:

@@ -76,13 +76,3 @@ def encode(img: Image.Image, fmt: str, quality: int) -> bytes:
         raise ValueError(f"unknown image format {fmt!r}")
     return buf.getvalue()
 
-
-def decode_rgb(data: bytes) -> np.ndarray:
-    """Decode an encoded image (or a raw .npy array, never pickled) to (H, W, 3) uint8."""
-    if data[:6] == b"\x93NUMPY":
-        arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-            raise ValueError(f"raw image array has shape {arr.shape} and dtype {arr.dtype}, expected (H, W, 3) uint8")
-        return arr
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"))

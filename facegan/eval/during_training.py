@@ -4,7 +4,7 @@ import json
 import os
 import shutil
 
-from ..data.manifest import write_json_atomic
+from ..io import atomic_dir, write_json_atomic
 from ..errors import UserError
 from .features import InceptionFeatures
 from .metrics import fid_kid, reference_features
@@ -51,12 +51,7 @@ class TrainingEvaluator:
 
     def _keep_best(self, path, record):
         """Copy the checkpoint beside the rotation, atomically, with its FID."""
-        tmp = self.best_path + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(path, tmp)
-        write_json_atomic(os.path.join(tmp, "best.json"), dict(record, checkpoint=os.path.basename(path)))
-        old = self.best_path + ".old"
-        if os.path.exists(self.best_path):
-            os.replace(self.best_path, old)
-        os.replace(tmp, self.best_path)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(self.best_path) as tmp:
+            for name in os.listdir(path):
+                shutil.copy2(os.path.join(path, name), os.path.join(tmp, name))
+            write_json_atomic(os.path.join(tmp, "best.json"), dict(record, checkpoint=os.path.basename(path)))

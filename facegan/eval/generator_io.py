@@ -78,9 +78,7 @@ def export_generator(source: str, out: str, fid=None) -> dict:
     summary = dict(info.get("summary") or {})
     if fid is not None:
         summary["fid"] = fid
-    tmp = out + ".tmp"
-    ckpt.save_network(g, tmp, info["architecture"], {"summary": summary, "format_version": EXPORT_FORMAT})
-    os.replace(tmp, out)
+    ckpt.save_network(g, out, info["architecture"], {"summary": summary, "format_version": EXPORT_FORMAT})
     return {"architecture": info["architecture"], "summary": summary, "from": info["source"]}
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..errors import UserError
+from ..io import save_safetensors_atomic
 from .inception_weights import cache_dir
 from .metrics import extract, reference_features
 
@@ -106,10 +107,8 @@ class FolderSet(ImageSet):
         if feats.shape[0] == 0:
             raise UserError(f"{self.path}: none of its images could be read")
         if not skipped and (accelerator is None or accelerator.is_main_process):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.tmp{os.getpid()}"
-            save_file({"features": feats.contiguous()}, tmp, metadata={"folder": os.path.abspath(self.path)})
-            os.replace(tmp, path)
+            save_safetensors_atomic(path, {"features": feats.contiguous()},
+                                    metadata={"folder": os.path.abspath(self.path)})
         return feats
 
 

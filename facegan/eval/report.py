@@ -5,6 +5,7 @@ import os
 
 from PIL import Image
 
+from ..io import atomic_path, write_text_atomic
 from ..train.tracking import read_metrics
 
 
@@ -26,10 +27,9 @@ def _plot(rows, series, path, title, ylabel):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int = 512) -> int:
@@ -49,9 +49,8 @@ def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int =
                 im = im.resize((size, size * im.height // im.width), Image.Resampling.LANCZOS)
             frames.append(im.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
     durations = [150] * (len(frames) - 1) + [1500]
-    tmp = path + ".tmp.gif"
-    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return len(frames)
 
 
@@ -109,7 +108,4 @@ table{{border-collapse:collapse}}th,td{{padding:4px 12px;text-align:left;border-
 figure{{margin:1.5em 0}}pre{{background:#f5f5f5;padding:1em;overflow:auto}}</style></head><body>
 <h1>facegan training report</h1><table>{rows}</table>{''.join(imgs)}
 <h2>Config</h2><pre>{html.escape(config)}</pre></body></html>"""
-    tmp = out["html"] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(page)
-    os.replace(tmp, out["html"])
+    write_text_atomic(out["html"], page)

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..data.manifest import read_json, sha256_file, write_json_atomic
+from ..io import atomic_dir, read_json, remove_stale_temps, save_safetensors_atomic, sha256_file, write_json_atomic
 from ..errors import UserError
 
 NETWORKS = ("G", "G_ema", "D")
@@ -37,7 +37,7 @@ def save_network(module: torch.nn.Module, path: str, arch: dict, extra: dict = N
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     meta = {"architecture": json.dumps(arch, sort_keys=True), "format": "facegan-network-1"}
     meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
-    save_file(tensors, path, metadata=meta)
+    save_safetensors_atomic(path, tensors, meta)
 
 
 def read_metadata(path: str) -> dict:
@@ -64,7 +64,7 @@ def optimizer_tensors(opt: torch.optim.Optimizer):
 
 def save_optimizer(opt, path: str) -> None:
     tensors, meta = optimizer_tensors(opt)
-    save_file(tensors, path, metadata=meta)
+    save_safetensors_atomic(path, tensors, meta)
 
 
 def load_optimizer(opt, path: str) -> None:
@@ -125,26 +125,17 @@ def save_checkpoint(root: str, step: int, nets: dict, opts: dict, arch: dict, st
     """Write everything into a temporary directory, hash it, rename it whole; then rotate."""
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, step_dir_name(step))
-    tmp = os.path.join(root, f".tmp-{step_dir_name(step)}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    for name, module in nets.items():
-        save_network(module, os.path.join(tmp, f"{name}.safetensors"), arch)
-    for name, opt in opts.items():
-        save_optimizer(opt, os.path.join(tmp, f"{name}.safetensors"))
-    save_file({f"rank{r}.{k}": v.contiguous() for r, d in rng_by_rank.items() for k, v in d.items()},
-              os.path.join(tmp, "rng.safetensors"))
-    files = sorted(f for f in os.listdir(tmp))
-    for f in files:
-        fd = os.open(os.path.join(tmp, f), os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
-    state = dict(state, step=step, architecture=arch, world_size=len(rng_by_rank),
-                 sha256={f: sha256_file(os.path.join(tmp, f)) for f in files})
-    write_json_atomic(os.path.join(tmp, STATE), state)
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        for name, module in nets.items():
+            save_network(module, os.path.join(tmp, f"{name}.safetensors"), arch)
+        for name, opt in opts.items():
+            save_optimizer(opt, os.path.join(tmp, f"{name}.safetensors"))
+        save_file({f"rank{r}.{k}": v.contiguous() for r, d in rng_by_rank.items() for k, v in d.items()},
+                  os.path.join(tmp, "rng.safetensors"))
+        files = sorted(f for f in os.listdir(tmp))
+        state = dict(state, step=step, architecture=arch, world_size=len(rng_by_rank),
+                     sha256={f: sha256_file(os.path.join(tmp, f)) for f in files})
+        write_json_atomic(os.path.join(tmp, STATE), state)
     rotate(root, keep)
     return final
 
@@ -159,9 +150,7 @@ def rotate(root: str, keep: int) -> None:
     """Keep the newest `keep`; also clear temporaries left by a run killed mid-write."""
     for old in list_checkpoints(root)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
-    for name in os.listdir(root):
-        if name.startswith(".tmp-"):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    remove_stale_temps(root)
 
 
 def verify(path: str) -> dict:

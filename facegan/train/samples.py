@@ -5,6 +5,8 @@ import os
 import torch
 from torchvision.utils import make_grid, save_image
 
+from ..io import atomic_path
+
 
 def fixed_noise(n: int, nz: int, seed: int) -> torch.Tensor:
     """The same z on every run with this seed, so grids are comparable over training."""
@@ -30,9 +32,7 @@ def grid_uint8(images_uint8: torch.Tensor, nrow: int = 8) -> torch.Tensor:
 
 
 def save_grid(images_uint8: torch.Tensor, path: str, nrow: int = 8) -> torch.Tensor:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     grid = grid_uint8(images_uint8, nrow)
-    tmp = path + ".tmp.png"
-    save_image(grid.float() / 255.0, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_image(grid.float() / 255.0, tmp, format="PNG")
     return grid
