@@ -5,6 +5,7 @@ naming the key, so a typo never silently trains with a default.
 """
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class TrainConfig:
     sample_every_kimg: float = 10.0
     keep_checkpoints: int = 3
     ema: Union[float, str] = 10.0  # half-life in kimg (>= 1 or "0.5kimg"), a beta in (0, 1), or 0: off
+    ema_rampup: float = 0.0  # half-life at most this fraction of the images seen (StyleGAN2-ADA: 0.05); 0: off
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
     seed: int = 0
     sync_batchnorm: bool = False  # SyncBatchNorm on multi-GPU CUDA
@@ -274,10 +276,26 @@ def validate(cfg: Config) -> None:
     if cfg.dist.timeout_s <= 0:
         raise UserError("dist.timeout_s: must be positive (seconds)")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value
+    if not 0 <= cfg.train.ema_rampup <= 1 or cfg.train.ema_rampup != cfg.train.ema_rampup:
+        raise UserError(f"train.ema_rampup: must be in [0, 1] (0: off), got {cfg.train.ema_rampup}")
 
 
-def ema_beta(ema, batch_size: int) -> float:
-    """The per-step EMA decay: from a half-life in kimg, or a beta given directly; 0 turns EMA off."""
+def ema_beta(ema, batch_size: int, rampup: float = 0.0, images_seen: int = 0) -> float:
+    """The per-step EMA decay: from a half-life in kimg, or a beta given directly; 0 turns EMA off.
+
+    rampup > 0 caps the half-life at rampup x images_seen (StyleGAN2-ADA's ema_rampup, Karras et
+    al. 2020): early in a run the EMA follows G closely, so a short run's samples show what G
+    has learned instead of its initial weights. The cap lifts once images_seen passes
+    half-life / rampup (200 kimg for a 10 kimg half-life at 0.05)."""
+    beta = _base_ema_beta(ema, batch_size)
+    if rampup > 0 and 0 < beta < 1:
+        half_life_images = batch_size * math.log(0.5) / math.log(beta)
+        capped = min(half_life_images, images_seen * rampup)
+        beta = 0.5 ** (batch_size / capped) if capped > 0 else 0.0
+    return beta
+
+
+def _base_ema_beta(ema, batch_size: int) -> float:
     if isinstance(ema, str):
         text = ema.strip().lower()
         if not text.endswith("kimg"):

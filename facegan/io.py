@@ -86,20 +86,25 @@ def temp_owner_alive(name: str) -> bool:
     return True
 
 
-def remove_stale_temps(directory: str) -> int:
-    """Delete temporaries in `directory` whose writer is dead; never a live process's. Returns
-    how many were removed."""
+def remove_stale_temps(directory: str, include_own: bool = False) -> int:
+    """Delete temporaries in `directory` whose writer is dead (and, with include_own, this
+    process's own); never another live process's. Returns how many were removed."""
     removed = 0
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return 0
     for name in names:
-        if is_temp_name(name) and not temp_owner_alive(name):
+        if is_temp_name(name) and (not temp_owner_alive(name) or (include_own and _is_own(name))):
             path = os.path.join(directory, name)
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _unlink(path)
             removed += 1
     return removed
+
+
+def _is_own(name: str) -> bool:
+    host = socket.gethostname().split(".")[0] or "host"
+    return f"{TMP_MARK}{host}-{os.getpid()}-" in name
 
 
 def _unlink(path: str) -> None:
@@ -231,10 +236,15 @@ class DirLock:
         except (OSError, ValueError, KeyError):
             return "in use by another process"
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
+        """Release; remove=True also deletes the lock file (for a refusal that must leave the
+        directory as it found it)."""
         if self._lock is not None:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.directory, HOLDER_NAME))
+            if remove:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, LOCK_NAME))
             self._lock.release()
             self._lock = None
 
@@ -243,6 +253,20 @@ class DirLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def lock_enclosing(path: str, what: str = "run directory"):
+    """The lock of the nearest directory at or above `path` that a facegan writer locks (a run or
+    shard directory holds a lock file), taken for an output written inside it; None when the
+    output is not inside one. Raises UserError naming the holder when it is held."""
+    d = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+    while True:
+        if os.path.isfile(os.path.join(d, LOCK_NAME)):
+            return DirLock(d, what).acquire()
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
 
 
 def is_lock_file(name: str) -> bool:

@@ -49,7 +49,8 @@ def main(argv=None):
 
     from ..eval.features import InceptionFeatures
     from ..eval.image_sets import open_image_set
-    from ..eval.metrics import fid_kid
+    from ..eval.metrics import fid_kid, small_n_warning
+    from ..io import write_json_atomic
 
     acc = Accelerator(cpu=not torch.cuda.is_available())
     source = open_image_set(args.source, args.split, args.raw, acc.device)
@@ -64,6 +65,8 @@ def main(argv=None):
     result = fid_kid(real, fake, metrics)
     result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe)
     if acc.is_main_process:
+        if warning := small_n_warning(result["n_real"], result["n_fake"], real.shape[1]):
+            print(f"facegan-eval: {warning}", file=sys.stderr)
         parts = [f"FID {result['fid']:.3f}"] if "fid" in result else []
         if "kid" in result:
             # With n up to the subset size every KID subset is the whole set: no spread to report.
@@ -72,8 +75,7 @@ def main(argv=None):
         print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
               f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
+            write_json_atomic(args.json, result)
     return 0
 
 

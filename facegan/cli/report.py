@@ -1,4 +1,7 @@
-"""facegan-report: loss curves, a progress GIF, FID over kimg and an HTML page for a run."""
+"""facegan-report: loss curves, a progress GIF, FID over kimg and an HTML page for a run.
+
+A training writes its report itself when it ends; while it runs, its run directory is locked
+and this command says who holds it."""
 
 import argparse
 import os
@@ -15,8 +18,10 @@ def main(argv=None):
     if not os.path.isfile(os.path.join(args.run_dir, "metrics.jsonl")):
         raise UserError(f"{args.run_dir}: not a run directory (no metrics.jsonl)")
     from ..eval.report import write_report
+    from ..io import DirLock
 
-    out = write_report(args.run_dir)
+    with DirLock(args.run_dir, "run directory"):  # not while a training writes into it
+        out = write_report(args.run_dir)
     for key in ("losses", "fid", "progress", "html"):
         if key in out:
             print(f"facegan-report: {key}: {out[key]}")

@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..data.intake import Limits
-from ..data.shard import PackOptions, pack
+from ..data.shard import PackOptions, pack, skip_counts
 from ..data.sources import open_source
 from ..errors import UserError, cli_entry
 
@@ -57,9 +57,7 @@ def print_summary(out, result, manifest_path):
     splits = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"facegan-shard: wrote {n} images ({splits}) to {out} in {result.seconds:.1f}s "
           f"({rate:.0f} images/s)")
-    reasons = {}
-    for s in result.skipped:
-        reasons[s["reason"].split(":")[0]] = reasons.get(s["reason"].split(":")[0], 0) + 1
+    reasons = skip_counts(result.skipped)
     print(f"  skipped: {len(result.skipped)}" + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")" if reasons else ""))
     for s in result.skipped[:5]:
         print(f"    {s['source']}: {s['reason']}")

@@ -24,7 +24,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import UserError
-from .manifest import read_manifest, split_shards
+from .manifest import read_manifest, split_digest, split_shards
 from .health import BadData, Counts, Tracker, reason_of
 from .decode import decode_hwc, decoded_batch, image_size
 from .shard_reader import STALL_S, shard_samples
@@ -38,6 +38,9 @@ class ShardSet:
     urls: List[str]
     counts: Optional[List[int]]  # per shard, from dataset.json; None for bare URLs
     resolution: Optional[int]
+    # What the shards hold, as the manifest records it (sha256 of the split's shard digests);
+    # None for bare URLs. Caches derived from the shards are keyed by it.
+    content_digest: Optional[str] = None
 
     @property
     def total(self):
@@ -65,7 +68,8 @@ def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None)
             raise UserError(f"{spec}: shards are {manifest['resolution']}x{manifest['resolution']} but "
                             f"model.resolution is {resolution}; repack with --size {resolution}")
         pairs = split_shards(spec, manifest, split)
-        return ShardSet([p for p, _ in pairs], [c for _, c in pairs], manifest["resolution"])
+        return ShardSet([p for p, _ in pairs], [c for _, c in pairs], manifest["resolution"],
+                        split_digest(manifest, split))
     if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and not os.path.exists(spec):
         raise UserError(f"{spec}: no such dataset directory or shard")
     return ShardSet(wds.shardlists.expand_urls(spec), None, resolution)

@@ -1,5 +1,6 @@
 """dataset.json: the self-description of a packed dataset. Written last; no manifest, no dataset."""
 
+import hashlib
 import os
 
 from ..errors import UserError
@@ -7,6 +8,9 @@ from ..io import read_json, sha256_file, write_json_atomic  # noqa: F401 (re-exp
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
+# Files other commands derive from a dataset and keep beside it (FID reference features);
+# `facegan-shard --overwrite` removes them with the shards they came from.
+DERIVED_PREFIXES = ("fid-ref-",)
 
 
 def read_manifest(directory: str) -> dict:
@@ -21,6 +25,15 @@ def read_manifest(directory: str) -> dict:
         raise UserError(f"{path}: format version {manifest['format_version']} is newer than this "
                         f"facegan reads ({FORMAT_VERSION}); upgrade facegan")
     return manifest
+
+
+def split_digest(manifest: dict, split: str) -> str:
+    """sha256 over the names and sha256s of one split's shards (and the format they decode to):
+    changes whenever any image of the split does."""
+    h = hashlib.sha256(f"{manifest['resolution']}\0{manifest['image_format']}\0{split}\n".encode())
+    for s in manifest["splits"].get(split, {}).get("shards", []):
+        h.update(f"{s['name']}\0{s.get('sha256', '')}\0{s['count']}\n".encode())
+    return h.hexdigest()
 
 
 def split_shards(directory: str, manifest: dict, split: str) -> list:

@@ -6,6 +6,7 @@ Two phases keep memory flat and output deterministic whatever the number of work
 Every shard is written under a temporary name and renamed when whole; dataset.json comes last.
 """
 
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -23,7 +24,9 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import UserError
 from . import transforms
-from .manifest import FORMAT_VERSION, MANIFEST, sha256_file, write_json_atomic
+from ..io import (LOCK_NAME, DirLock, atomic_path, is_lock_file, is_temp_name, remove_stale_temps, sha256_file,
+                  temp_name, temp_owner_alive, write_json_atomic)
+from .manifest import DERIVED_PREFIXES, FORMAT_VERSION, MANIFEST
 from .intake import Limits, Skip, open_image, read_file, read_zip_member
 from .sources import Item, Source
 from .synthetic import cartoon_face
@@ -101,19 +104,52 @@ def process_item(args):
         return False, item.name, reason
 
 
-def _prepare_out(out: str, overwrite: bool) -> None:
+def skip_counts(skipped: list) -> dict:
+    """{category: count} of skip records; a reason reads 'category: detail'."""
+    counts = {}
+    for s in skipped:
+        key = s["reason"].split(":")[0]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def describe_skips(skipped: list) -> str:
+    """'damaged: 3, missing file: 9 (e.g. a.png: missing file: ...)': counts per reason."""
+    counts = skip_counts(skipped)
+    text = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{text} (e.g. {skipped[0]['source']}: {skipped[0]['reason']})" if skipped else text
+
+
+def _lock_out(out: str) -> DirLock:
+    """Lock --out for this packer (one writer per shard directory). A directory that existed is
+    left as it was found when the packer is refused."""
     if os.path.isfile(out):
         raise UserError(f"--out {out}: is a file, not a directory")
-    if os.path.isdir(out) and os.listdir(out):
-        if not overwrite:
-            raise UserError(f"--out {out}: directory is not empty (use --overwrite to replace it)")
-        # First remove the manifest, so the directory stops being a dataset before shards go.
-        if os.path.exists(os.path.join(out, MANIFEST)):
-            os.remove(os.path.join(out, MANIFEST))
-        for name in os.listdir(out):
-            if name.endswith(".tar") or ".tmp" in name or name.startswith(".facegan"):
-                os.remove(os.path.join(out, name))
-    os.makedirs(out, exist_ok=True)
+    existed = os.path.isdir(out)
+    lock_existed = existed and os.path.exists(os.path.join(out, LOCK_NAME))
+    lock = DirLock(out, "shard directory").acquire()
+    lock.created_dir, lock.created_file = not existed, not lock_existed
+    return lock
+
+
+def _prepare_out(out: str, overwrite: bool) -> None:
+    """Refuse a non-empty --out without --overwrite; with it, remove what facegan wrote there:
+    the manifest first (so the directory stops being a dataset), then shards, caches derived
+    from them (FID reference features) and temporaries of dead writers."""
+    remove_stale_temps(out)
+    names = [n for n in os.listdir(out) if not is_lock_file(n)]
+    if not names:
+        return
+    if not overwrite:
+        raise UserError(f"--out {out}: directory is not empty (use --overwrite to replace it)")
+    if os.path.exists(os.path.join(out, MANIFEST)):
+        os.remove(os.path.join(out, MANIFEST))
+    for name in names:
+        if name.endswith(".tar") or name.startswith(DERIVED_PREFIXES) or is_temp_name(name) \
+                or name.startswith(".facegan-spill"):
+            path = os.path.join(out, name)
+            if not is_temp_name(name) or not temp_owner_alive(name):
+                os.remove(path)
 
 
 def _choose_splits(n: int, item_splits: list, opts: PackOptions, has_splits: bool) -> dict:
@@ -129,19 +165,16 @@ def _choose_splits(n: int, item_splits: list, opts: PackOptions, has_splits: boo
 
 def _write_shard(path: str, samples, spill) -> tuple:
     """Write one tar under a temporary name, fsync, hash, rename into place."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        # An integer mtime: a float one makes tarfile add a PAX header to every member.
-        writer = wds.TarWriter(f, user="facegan", group="facegan", mtime=0)
-        for key, ext, offset, length, meta in samples:
-            spill.seek(offset)
-            writer.write({"__key__": key, ext: spill.read(length),
-                          "json": json.dumps(meta, sort_keys=True).encode()})
-        writer.close()
-        f.flush()
-        os.fsync(f.fileno())
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            # An integer mtime: a float one makes tarfile add a PAX header to every member.
+            writer = wds.TarWriter(f, user="facegan", group="facegan", mtime=0)
+            for key, ext, offset, length, meta in samples:
+                spill.seek(offset)
+                writer.write({"__key__": key, ext: spill.read(length),
+                              "json": json.dumps(meta, sort_keys=True).encode()})
+            writer.close()
+        digest = sha256_file(tmp)
     return digest, os.path.getsize(path)
 
 
@@ -158,19 +191,29 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
     crop = opts.crop or source.default_crop
     if crop not in transforms.CROPS:
         raise UserError(f"--crop {crop}: expected one of {', '.join(transforms.CROPS)}")
-    _prepare_out(out, opts.overwrite)
-    source.max_bytes = opts.limits.max_bytes
-
-    result = PackResult()
-    start = time.time()
-    spill_path = os.path.join(out, f".facegan-spill.tmp-{os.getpid()}")
+    lock = _lock_out(out)
     try:
-        return _pack_into(source, out, opts, crop, fmt, spill_path, result, start)
-    except OSError as err:  # disk full, permissions: one line, and no temporary files left
-        for name in os.listdir(out):
-            if ".tmp" in name:
-                os.remove(os.path.join(out, name))
-        raise UserError(f"writing {out}: {err.strerror or err}") from None
+        _prepare_out(out, opts.overwrite)
+        source.max_bytes = opts.limits.max_bytes
+        for note in source.notes:
+            print(f"facegan-shard: {note}", file=sys.stderr)
+        result = PackResult()
+        spill_path = temp_name(os.path.join(out, "spill"))
+        try:
+            result = _pack_into(source, out, opts, crop, fmt, spill_path, result, time.time())
+        except OSError as err:  # disk full, permissions: one line, and no temporary files left
+            raise UserError(f"writing {out}: {err.strerror or err}") from None
+        finally:
+            remove_stale_temps(out, include_own=True)
+    except BaseException:
+        # Refused or failed: a directory this packer made goes again, lock file included.
+        lock.release(remove=lock.created_file)
+        if lock.created_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise
+    lock.release()
+    return result
 
 
 def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
@@ -214,8 +257,10 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
                 if pool:
                     pool.terminate()
             if not records:
+                why = f": {describe_skips(result.skipped)}" if result.skipped else ""
+                dup = f", {result.duplicates} duplicates" if result.duplicates else ""
                 raise UserError(f"nothing to write: none of {result.images_in} inputs gave an image "
-                                f"({len(result.skipped)} skipped)")
+                                f"({len(result.skipped)} skipped{why}{dup})")
 
             splits = _choose_splits(len(records), item_splits, opts, source.has_splits)
             manifest_splits = {}

@@ -32,6 +32,7 @@ class Source:
     default_crop = "center"
     has_splits = False
     max_bytes = Limits.max_bytes  # the packer sets its --max-file-mb here, for sources that read bytes
+    notes: tuple = ()  # what the user should know about how the source was read (printed by the packer)
 
     def __len__(self) -> int:  # a count for the progress bar; 0 when unknown
         return 0
@@ -51,6 +52,23 @@ def _walk(root: str):
         seen.add(real)
         dirs.sort()
         yield from (os.path.join(d, f) for f in files)
+
+
+def stem(name: str) -> str:
+    """'img_align_celeba/000001.jpg' -> '000001': how partition and label files match images."""
+    return os.path.splitext(os.path.basename(name))[0]
+
+
+def path_item(name: str, path: str, base_dir: str, max_bytes: int) -> "Item":
+    """An image that a parquet or datasets row gives by path instead of bytes (as
+    `Dataset.cast_column(..., Image())` writes local files): absolute, or relative to base_dir."""
+    full = path if os.path.isabs(path) else os.path.join(base_dir, path)
+    if not os.path.isfile(full):
+        return Item(name, "error", f"missing file: {path} (named by the row, not found)")
+    size = os.path.getsize(full)
+    if size > max_bytes:
+        return Item(name, "error", f"file too large: {size / 2**20:.0f} MB, over --max-file-mb {max_bytes >> 20}")
+    return Item(name, "file", full)
 
 
 def _is_image_name(name: str) -> bool:
@@ -87,11 +105,24 @@ class CelebASource(Source):
         nested = os.path.join(img_dir, "img_align_celeba")
         self.img_dir = nested if os.path.isdir(nested) else img_dir
         self.names = sorted(f for f in os.listdir(self.img_dir) if _is_image_name(f))
-        self.partition = self._read_partition(root)
+        path, partition = self._read_partition(root)
+        # By stem: the partition file names 000001.jpg, and CelebA's PNG release (and re-encoded
+        # copies) hold 000001.png; the stem is what identifies the image.
+        covered = sum(1 for n in self.names if stem(n) in partition)
+        notes = []
+        if partition and covered == 0:
+            notes.append(f"warning: {path} names none of the {len(self.names)} images in {self.img_dir}; "
+                         f"ignoring it and holding out --val-fraction instead")
+            partition = {}
+        elif partition and covered < len(self.names):
+            notes.append(f"warning: {path} covers {covered} of {len(self.names)} images; the other "
+                         f"{len(self.names) - covered} go to train")
+        self.partition, self.notes = partition, tuple(notes)
         self.has_splits = bool(self.partition)
 
     @staticmethod
     def _read_partition(root):
+        """(path, {image stem: split}) of the official partition file, or (None, {})."""
         for fname in ("list_eval_partition.txt", "list_eval_partition.csv"):
             path = os.path.join(root, fname)
             if not os.path.exists(path):
@@ -102,17 +133,17 @@ class CelebASource(Source):
                 else:
                     rows = [line.split() for line in f if line.strip()]
             try:
-                return {name: CELEBA_SPLITS[part] for name, part in rows}
+                return path, {stem(name): CELEBA_SPLITS[part] for name, part in rows}
             except (ValueError, KeyError) as err:
                 raise UserError(f"{path}: unreadable partition line ({err})") from None
-        return {}
+        return None, {}
 
     def __len__(self):
         return len(self.names)
 
     def items(self):
         for n in self.names:
-            split = self.partition.get(n, "train") if self.partition else None
+            split = self.partition.get(stem(n), "train") if self.partition else None
             yield Item(n, "file", os.path.join(self.img_dir, n), split)
 
 
@@ -216,7 +247,11 @@ class ParquetSource(Source):
                         data, name = value, None
                         if isinstance(value, dict):
                             data, name = value.get("bytes"), value.get("path")
-                        yield Item(f"{base}#{row}" + (f":{name}" if name else ""), "bytes", data or b"")
+                        label = f"{base}#{row}" + (f":{name}" if name else "")
+                        if data is None and name:  # a row that points at a file, as hf: reads it
+                            yield path_item(label, name, os.path.dirname(os.path.abspath(f)), self.max_bytes)
+                        else:
+                            yield Item(label, "bytes", data or b"")
                         row += 1
             except Exception as err:  # a damaged file: keep earlier rows, report the rest, go on
                 yield Item(f"{base} (after row {row})", "error", f"parquet damaged: {type(err).__name__}: {err}")
@@ -252,13 +287,14 @@ class HubSource(Source):
         return len(self.ds)
 
     def items(self):
+        base = self.name if os.path.isdir(self.name) else os.getcwd()
         for i, row in enumerate(self.ds):
             value = row[self.col] or {}
             data = value.get("bytes")
-            if data is None and value.get("path") and os.path.exists(value["path"]):
-                with open(value["path"], "rb") as f:
-                    data = f.read()
-            yield Item(f"{self.name}#{i}", "bytes", data or b"")
+            if data is None and value.get("path"):
+                yield path_item(f"{self.name}#{i}:{value['path']}", value["path"], base, self.max_bytes)
+            else:
+                yield Item(f"{self.name}#{i}", "bytes", data or b"")
 
 
 class SyntheticSource(Source):

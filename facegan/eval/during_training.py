@@ -7,7 +7,7 @@ import shutil
 from ..io import atomic_dir, write_json_atomic
 from ..errors import UserError
 from .features import InceptionFeatures
-from .metrics import fid_kid, reference_features
+from .metrics import fid_kid, reference_features, small_n_warning
 from .scoring import generated_features, open_reference
 
 BEST = "best"
@@ -33,6 +33,9 @@ class TrainingEvaluator:
         if os.path.exists(info):
             with open(info) as f:
                 self.best_fid = json.load(f)["fid"]
+
+        if warning := small_n_warning(self.real.shape[0], cfg.eval.n, self.real.shape[1]):
+            accelerator.print(f"facegan: FID during training: {warning}")
 
     def __call__(self, G_ema, step, images_seen, write_checkpoint, metrics):
         fake = generated_features(G_ema, self.cfg.eval.n, self.extractor, self.acc.device, accelerator=self.acc)

@@ -3,6 +3,7 @@ file), a facegan shard dataset (one split) or a plain folder of images. Each giv
 features; datasets and folders cache theirs, so a reference is computed once.
 """
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -14,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from safetensors.torch import load_file
 
 from ..errors import UserError
-from ..io import save_safetensors_atomic
+from ..io import file_digest, save_safetensors_atomic
 from .inception_weights import cache_dir
 from .metrics import extract, reference_features
 
@@ -84,19 +85,36 @@ class FolderSet(ImageSet):
         super().__init__("folder", path, None, f"folder {path} ({len(files)} images)")
 
     def _cache_path(self, files, extractor) -> str:
-        h = hashlib.sha256(os.path.abspath(self.path).encode())
+        """Keyed by the images' bytes (names, sizes and times do not prove the content is the
+        same: an image replaced in place keeps all three). Hashing reads each file once, far
+        cheaper than the Inception pass it saves. The folder's path prefixes the name so that a
+        changed folder's old entry can be found and dropped."""
+        h = hashlib.sha256()
         for f in files:
-            st = os.stat(f)
-            h.update(f"{os.path.relpath(f, self.path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            h.update(f"{os.path.relpath(f, self.path)}\0{file_digest(f, 'blake2b')}\n".encode())
         ext_id = getattr(extractor, "extractor_id", type(extractor).__name__)
-        return os.path.join(cache_dir(), "fid-ref", f"{ext_id}-{len(files)}-{h.hexdigest()[:24]}.safetensors")
+        where = hashlib.sha256(os.path.abspath(self.path).encode()).hexdigest()[:12]
+        return os.path.join(cache_dir(), "fid-ref", f"{ext_id}-{where}-{len(files)}-{h.hexdigest()[:24]}.safetensors")
 
     def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
         files = self.files[:n]
         path = self._cache_path(files, extractor)
         if os.path.exists(path):
-            log(f"facegan: features of {self.path} from cache {path}")
-            return load_file(path)["features"]
+            try:
+                feats = load_file(path)["features"]
+            except Exception:  # a damaged cache is recomputed, never trusted
+                feats = None
+            if feats is not None:
+                log(f"facegan: features of {self.path} from cache {path}")
+                return feats
+        prefix = os.path.basename(path).rsplit("-", 1)[0] + "-"
+        stale = [f for f in os.listdir(os.path.dirname(path)) if f.startswith(prefix)] \
+            if os.path.isdir(os.path.dirname(path)) else []
+        if stale:
+            log(f"facegan: note: the images in {self.path} changed since their features were cached; recomputing")
+            for f in stale:
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(os.path.dirname(path), f))
         rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
         skipped = []
         feats = extract(extractor, _batches(files[rank::world], batch_size, skipped), device, accelerator,

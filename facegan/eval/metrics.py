@@ -1,6 +1,8 @@
-"""FID and KID over features, through torchmetrics. Reference statistics are cached beside the
-shards as safetensors, keyed by extractor, split and image count, so they are computed once."""
+"""FID and KID over features, through torchmetrics. Reference features are cached beside the
+shards as safetensors, keyed by extractor, split, image count and the shards' content (their
+sha256s in dataset.json), so they are computed once and never outlive the data they came from."""
 
+import contextlib
 import os
 import sys
 from typing import Optional
@@ -10,13 +12,41 @@ from tqdm import tqdm
 from safetensors.torch import load_file
 
 from ..data.loader import ShardSet, eval_loader
+from ..data.manifest import DERIVED_PREFIXES
 from ..errors import UserError
 from ..io import save_safetensors_atomic
 from .features import Passthrough
 
 
-def cache_path(shards_dir: str, extractor_id: str, split: str, n: int) -> str:
-    return os.path.join(shards_dir, f"fid-ref-{extractor_id}-{split}-{n}.safetensors")
+def cache_path(shards_dir: str, extractor_id: str, split: str, n: int, content: str) -> str:
+    """content: ShardSet.content_digest (see data.manifest.split_digest)."""
+    return os.path.join(shards_dir, f"{DERIVED_PREFIXES[0]}{extractor_id}-{split}-{n}-{content[:16]}.safetensors")
+
+
+def _stale_caches(shards_dir: str, extractor_id: str, split: str, n: int, keep: str) -> list:
+    """Caches of the same extractor, split and n computed from other shard contents (or by a
+    facegan that did not key them by content)."""
+    stem = f"{DERIVED_PREFIXES[0]}{extractor_id}-{split}-{n}"
+    try:
+        names = os.listdir(shards_dir)
+    except OSError:
+        return []
+    return [os.path.join(shards_dir, f) for f in names
+            if (f == stem + ".safetensors" or (f.startswith(stem + "-") and f.endswith(".safetensors")
+                                               and f.count("-") == stem.count("-") + 1))
+            and os.path.join(shards_dir, f) != keep]
+
+
+def _load_cache(path: str, content: str):
+    """The cached features, or None when the file is damaged or records other content."""
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="pt") as f:
+            if (f.metadata() or {}).get("content") != content:
+                return None
+            return f.get_tensor("features")
+    except Exception:  # a damaged cache is recomputed, never trusted
+        return None
 
 
 @torch.no_grad()
@@ -45,10 +75,21 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
     """Features of the first n reference images, from the cache when present."""
     ext_id = getattr(extractor, "extractor_id", type(extractor).__name__)
     n = min(n, shards.total) if shards.total else n
-    path = cache_path(shards_dir, ext_id, split, n) if shards_dir else None
+    content = shards.content_digest
+    path = cache_path(shards_dir, ext_id, split, n, content) if shards_dir and content else None
     if path and os.path.exists(path):
-        log(f"facegan: reference statistics from cache {path}")
-        return load_file(path)["features"]
+        feats = _load_cache(path, content)
+        if feats is not None:
+            log(f"facegan: reference statistics from cache {path}")
+            return feats
+    if path and (accelerator is None or accelerator.is_main_process):
+        stale = _stale_caches(shards_dir, ext_id, split, n, keep=path)
+        if stale:
+            log(f"facegan: note: cached reference features {os.path.basename(stale[0])} were computed from "
+                f"other shard contents; recomputing")
+            for f in stale:
+                with contextlib.suppress(OSError):
+                    os.remove(f)
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     feats = extract(extractor, eval_loader(shards, batch_size, rank, world, limit=n), device, accelerator,
                     desc=f"reference {split}")
@@ -56,8 +97,22 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
         raise UserError(f"the reference {split} split holds no images")
     if path and (accelerator is None or accelerator.is_main_process):
         save_safetensors_atomic(path, {"features": feats.contiguous()},
-                                metadata={"extractor": ext_id, "split": split, "n": str(feats.shape[0])})
+                                metadata={"extractor": ext_id, "split": split, "n": str(feats.shape[0]),
+                                          "content": content})
     return feats
+
+
+def small_n_warning(n_real: int, n_fake: int, dim: int = 2048):
+    """One line when either side has fewer images than the features have dimensions (Inception:
+    2048): the covariance estimate is then singular, FID is biased upward and depends on n, so it
+    compares only with scores at the same n (Chong and Forsyth 2020, "Effectively Unbiased FID").
+    None otherwise."""
+    n = min(n_real, n_fake)
+    if n >= dim:
+        return None
+    return (f"warning: n = {n_real} real and {n_fake} generated images, fewer than the {dim} feature "
+            f"dimensions: FID is biased upward (its covariance is singular) and KID is noisy; compare only "
+            f"with scores computed at the same n")
 
 
 def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_subset: int = 1000) -> dict:
@@ -73,7 +128,9 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_
         fid = FrechetInceptionDistance(feature=Passthrough(dim))
         fid.update(real.double(), real=True)
         fid.update(fake.double(), real=False)
-        out["fid"] = float(fid.compute())
+        # FID is a squared distance: a value a hair below 0 is round-off in the matrix square
+        # root (a set against itself), printed as 0, never as -0.000.
+        out["fid"] = max(float(fid.compute()), 0.0) + 0.0
     if "kid" in metrics:
         subset = min(kid_subset, real.shape[0], fake.shape[0])
         kid = KernelInceptionDistance(feature=Passthrough(dim), subset_size=subset, subsets=100)

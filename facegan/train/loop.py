@@ -4,6 +4,7 @@ import datetime
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
 from ..data.loader import resolve_shards, train_loader
 from ..errors import UserError
+from ..io import DirLock
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
 from .augment import parse_policy
@@ -125,7 +127,21 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     caller (the CLI hands in facegan.eval's) so this package does not depend on the eval package.
     An evaluator is called as evaluator(G_ema, step, images_seen, write_checkpoint, metrics).
     on_finish(run_dir): called on the main process when the run ends (the CLI writes the report).
+
+    The run directory is locked for the whole call (one training per run directory): a second
+    one raises UserError naming the holder. Other user errors raise UserError; a non-finite
+    loss raises NonFiniteLoss; a failed collective raises torch's RuntimeError.
     """
+    held = []
+    try:
+        return _train(cfg, make_evaluator, on_finish, held)
+    finally:
+        for lock in held:
+            if lock is not None:
+                lock.release()
+
+
+def _train(cfg, make_evaluator, on_finish, held) -> TrainResult:
     device_kind = pick_device()
     precision = resolve_precision(cfg.train.mixed_precision, device_kind)
     wandb_on = cfg.log.wandb != "off"
@@ -150,6 +166,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
     run_dir = cfg.run.dir
     ckpt_root = os.path.join(run_dir, "checkpoints")
+    held.append(_lock_run_dir(accelerator, run_dir))  # None on ranks other than the main one
     if accelerator.is_main_process:
         os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
         dump_config(cfg, os.path.join(run_dir, "config.yaml"))
@@ -178,11 +195,13 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
     # Resume before prepare(): weights and optimizer state load into the plain modules.
     step, images_seen, wandb_id = 0, 0, None
+    totals_before = {"data_read": 0, "data_bad": 0, "wall_s": 0.0}  # cumulative, from the checkpoint
     resume_path, state = _resume_target(cfg, ckpt_root, accelerator)
     if resume_path:
         ckpt.load_checkpoint(resume_path, state, {"G": G, "G_ema": G_ema, "D": D},
                              {"opt_G": opt_G, "opt_D": opt_D}, arch)
         step, images_seen, wandb_id = state["step"], state["images_seen"], state.get("wandb_id")
+        totals_before = {k: state.get(k, v) for k, v in totals_before.items()}
         for opt, lr in ((opt_G, cfg.train.lr_g), (opt_D, cfg.train.lr_d)):  # the config's lr wins
             for group in opt.param_groups:
                 group["lr"], group["betas"] = lr, betas
@@ -228,10 +247,11 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         if accelerator.is_main_process:
             wandb_id = accelerator.get_tracker("wandb", unwrap=True).id
 
-    beta = ema_beta(cfg.train.ema, cfg.train.batch_size)
     total_images = int(cfg.train.total_kimg * 1000)
     per_step = cfg.train.batch_size
-    metrics = MetricsLog(os.path.join(run_dir, "metrics.jsonl"), accelerator.is_main_process)
+    # Rows a killed run wrote past this checkpoint are dropped: they are about to be redone.
+    metrics = MetricsLog(os.path.join(run_dir, "metrics.jsonl"), accelerator.is_main_process, resume_step=step)
+    run_clock = RunClock(totals_before)
     z_fixed = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
     evaluator = make_evaluator(cfg, accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
 
@@ -269,13 +289,14 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         _average_buffers(accelerator, (G_raw, D_raw, G_ema))
         rng = {r: {k: v for k, v in zip(names, tensors)} for r, (names, tensors) in
                enumerate(_gather_rng(accelerator, device))}
+        totals = run_clock.totals(_data_totals(accelerator, loader.counts, device))  # collective
         path = None
         if accelerator.is_main_process:
             scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
             path = ckpt.save_checkpoint(
                 ckpt_root, step, {"G": G_raw, "G_ema": G_ema, "D": D_raw}, {"opt_G": opt_G, "opt_D": opt_D},
                 arch, {"images_seen": images_seen, "scaler": scaler, "wandb_id": wandb_id,
-                       "dataset": cfg.data.shards, "kimg": images_seen / 1000},
+                       "dataset": cfg.data.shards, "kimg": images_seen / 1000, **totals},
                 rng, cfg.train.keep_checkpoints)
         accelerator.wait_for_everyone()
         last_ckpt_step = step  # the same on every rank, so every rank takes the same branches
@@ -288,7 +309,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         write_samples()
 
     # ---------------------------------------------------------------- steps
-    gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, beta, cfg.model.nz, loss=cfg.train.loss,
+    gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, 0.0, cfg.model.nz, loss=cfg.train.loss,
                        augment=parse_policy(cfg.train.augment), r1_gamma=cfg.train.r1_gamma,
                        r1_every=cfg.train.r1_every)
     gan_step.steps = step  # the lazy-R1 cadence continues across a resume
@@ -299,6 +320,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     with StopSignal() as stop:
         while images_seen < total_images:
             real = to_unit_range(next(batches), device, cfg.data.flip, memory_format)
+            gan_step.beta = ema_beta(cfg.train.ema, cfg.train.batch_size, cfg.train.ema_rampup, images_seen)
             loss_D, loss_G, logits_real, logits_fake = gan_step(real)
 
             before = images_seen
@@ -321,7 +343,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
                     stopped_by_signal = accelerator.reduce(requested, reduction="sum").item() > 0
             if step % cfg.log.every_steps == 0 or stopped_by_signal or images_seen >= total_images:
                 last_status = _status(accelerator, cfg, metrics, stats, stats_steps, step, images_seen, t_log,
-                                      img_log, opt_G, opt_D, device, loader.counts)
+                                      img_log, opt_G, opt_D, device, loader.counts, run_clock)
                 stats.zero_()
                 stats_steps, t_log, img_log = 0, time.time(), images_seen
             if every(cfg.train.sample_every_kimg, before, images_seen):
@@ -355,6 +377,45 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
                               f"{last_status['data_read']} samples read (data_bad in metrics.jsonl)")
     accelerator.end_training()
     return TrainResult(newest, step, images_seen, stopped_by_signal, G_raw, G_ema, D_raw)
+
+
+class RunClock:
+    """Cumulative counters of a run across resumes: data read and bad (summed over ranks) and
+    wall-clock seconds, continuing from the values its checkpoint recorded."""
+
+    def __init__(self, before: dict):
+        self.before, self.t0 = before, time.time()
+
+    def totals(self, data_now) -> dict:
+        read, bad = data_now
+        return {"data_read": self.before["data_read"] + read, "data_bad": self.before["data_bad"] + bad,
+                "wall_s": self.before["wall_s"] + time.time() - self.t0}
+
+
+def _data_totals(accelerator, data_counts, device):
+    """(read, bad) summed over ranks: a collective."""
+    seen, bad = data_counts.totals()
+    t = torch.tensor([seen, bad], dtype=torch.float64 if device.type != "mps" else torch.float32, device=device)
+    if accelerator.num_processes > 1:
+        t = accelerator.reduce(t, reduction="sum")
+    return int(t[0].item()), int(t[1].item())
+
+
+def _lock_run_dir(accelerator, run_dir: str):
+    """The main process locks the run directory for its life (one training per run directory);
+    every rank learns the outcome, so a refused run stops on all of them at once."""
+    lock, refusal = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = DirLock(run_dir, "run directory").acquire()
+        except UserError as err:
+            refusal = str(err)
+    refusal = agree_on_path(accelerator, refusal)
+    if refusal:
+        if not accelerator.is_main_process:
+            sys.exit(2)  # rank 0 says it, once
+        raise UserError(refusal)
+    return lock
 
 
 def _resume_target(cfg: Config, ckpt_root: str, accelerator: Accelerator):
@@ -398,22 +459,23 @@ def _gather_rng(accelerator: Accelerator, device: torch.device):
 
 
 def _status(accelerator, cfg, metrics, stats, n, step, images_seen, t_log, img_log, opt_G, opt_D, device,
-            data_counts):
+            data_counts, run_clock):
     """One status line, one metrics.jsonl record, one tracker log: the only routine host sync."""
     world = accelerator.num_processes
-    seen, bad = data_counts.totals()  # this rank's loader, all its workers, since the run started
+    seen, bad = data_counts.totals()  # this rank's loader, all its workers, since this process started
     # One reduction for both: the loss means, and (times world, then averaged) the sample counts.
     local = torch.cat([stats / max(n, 1), torch.tensor([seen * world, bad * world], device=device,
                                                        dtype=stats.dtype)])
     mean = accelerator.reduce(local, reduction="mean").tolist()  # note: a sync point
-    seen, bad = int(round(mean[4])), int(round(mean[5]))
+    totals = run_clock.totals((int(round(mean[4])), int(round(mean[5]))))
+    seen, bad = totals["data_read"], totals["data_bad"]
     dt = max(time.time() - t_log, 1e-9)
     imgs = images_seen - img_log
     rec = {"step": step, "kimg": round(images_seen / 1000, 3), "loss_D": mean[0], "loss_G": mean[1],
            "D_real": mean[2], "D_fake": mean[3], "img_per_s": imgs / dt,
            "sec_per_kimg": dt / max(imgs / 1000, 1e-9), "peak_mem_mb": peak_memory_mb(device),
            "lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"],
-           "data_read": seen, "data_bad": bad}
+           "data_read": seen, "data_bad": bad, "wall_s": round(totals["wall_s"], 3)}
     accelerator.print(f"kimg {rec['kimg']:9.3f}  step {step:7d}  loss_D {mean[0]:.3f}  loss_G {mean[1]:.3f}  "
                       f"D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  {rec['img_per_s']:8.1f} img/s  "
                       f"{rec['sec_per_kimg']:7.2f} s/kimg  mem {rec['peak_mem_mb']:.0f} MB"

@@ -6,6 +6,8 @@ import resource
 
 import torch
 
+from ..io import write_text_atomic
+
 
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
@@ -16,10 +18,32 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class MetricsLog:
-    """Appends one JSON object per line; a resumed run appends to the same file."""
+    """Appends one JSON object per line. A resumed run first drops the rows past its checkpoint's
+    step (written by the run it replaces after that checkpoint), so the file reads as one run."""
 
-    def __init__(self, path: str, enabled: bool):
+    def __init__(self, path: str, enabled: bool, resume_step: int = None):
         self.path, self.enabled = path, enabled
+        if enabled and resume_step is not None:
+            self.drop_after(resume_step)
+
+    def drop_after(self, step: int) -> int:
+        """Rewrite the file (atomically) without rows whose step is past `step`; returns how many
+        rows went. Lines cut short by a crash go too."""
+        if not os.path.exists(self.path):
+            return 0
+        with open(self.path) as f:
+            lines = [line for line in f if line.strip()]
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", 0) <= step:
+                kept.append(json.dumps(row, sort_keys=True) + "\n")
+        if len(kept) != len(lines):
+            write_text_atomic(self.path, "".join(kept))
+        return len(lines) - len(kept)
 
     def write(self, record: dict) -> None:
         if not self.enabled:
