@@ -14,6 +14,7 @@ from typing import List, Optional, Union
 import yaml
 
 from .errors import UserError
+from .models import ARCHITECTURES
 from .models.dcgan import D_NORMS
 from .train.augment import parse_policy
 from .train.losses import LOSSES
@@ -56,6 +57,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    arch: str = "dcgan"  # a name in facegan.models.ARCHITECTURES
     resolution: int = 64
     nz: int = 100
     ngf: int = 64
@@ -237,7 +239,8 @@ def load_config(path: Optional[str] = None, overrides: List[str] = ()) -> Config
 # Keys with a fixed set of values: an error names them all.
 CHOICES = {
     "train.mixed_precision": ("auto", "no", "fp16", "bf16"),
-    "train.loss": tuple(LOSSES),
+    "train.loss": lambda: tuple(LOSSES),  # registries: what is registered when the config is read
+    "model.arch": lambda: tuple(ARCHITECTURES),
     "train.channels_last": ("auto", True, False),
     "model.d_norm": tuple(D_NORMS),
     "log.wandb": ("off", "offline", "online"),
@@ -256,6 +259,7 @@ def validate(cfg: Config) -> None:
     for key, choices in CHOICES.items():
         sec, name = key.split(".")
         value = getattr(getattr(cfg, sec), name)
+        choices = choices() if callable(choices) else choices
         if value not in choices:
             shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
             raise UserError(f"{key}: expected one of {shown}; got {value!r}")

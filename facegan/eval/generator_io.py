@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..errors import UserError
-from ..models import Generator
+from ..models import build_generator
+from ..models.registry import spec_of
 from ..train import checkpoint as ckpt
 
 EXPORT_FORMAT = "facegan-generator-1"
@@ -25,8 +26,7 @@ def _arch_of(path: str) -> dict:
     if "architecture" not in meta:
         raise UserError(f"{path}: no facegan architecture in its metadata")
     arch = json.loads(meta["architecture"])
-    if arch.get("arch") != "dcgan":
-        raise UserError(f"{path}: architecture '{arch.get('arch')}' is not one facegan builds")
+    spec_of(arch, path)  # a UserError naming the file for an architecture no entry builds
     return arch, meta
 
 
@@ -55,7 +55,7 @@ def load_generator(source: str, raw: bool = False, device="cpu"):
     """(Generator in eval mode, info dict with architecture and training summary)."""
     weights, ckpt_dir = resolve_source(source, raw)
     arch, meta = _arch_of(weights)
-    g = Generator(arch["resolution"], arch["nz"], arch["ngf"], arch.get("channels", 3))
+    g = build_generator(arch, weights)
     try:
         g.load_state_dict(load_file(weights, device="cpu"))
     except RuntimeError as err:

@@ -1,3 +1,5 @@
-from .dcgan import Discriminator, Generator, architecture, build_models, init_weights
+from .dcgan import Discriminator, Generator, init_weights
+from .registry import ARCHITECTURES, ArchSpec, architecture, build_generator, build_models, register_architecture
 
-__all__ = ["Generator", "Discriminator", "architecture", "build_models", "init_weights"]
+__all__ = ["Generator", "Discriminator", "init_weights", "ARCHITECTURES", "ArchSpec", "architecture",
+           "build_generator", "build_models", "register_architecture"]

@@ -13,6 +13,8 @@ Channel width at a feature map of side r is width * min(8, resolution / (2r)): t
 import torch
 from torch import nn
 
+from .registry import ArchSpec, register_architecture
+
 
 def _width(base: int, resolution: int, side: int) -> int:
     return base * min(8, resolution // (2 * side))
@@ -23,7 +25,18 @@ def _check(resolution: int):
         raise ValueError(f"resolution must be a power of two >= 16, got {resolution}")
 
 
+def assert_shape(t: torch.Tensor, shape: tuple, what: str) -> None:
+    """Raise ValueError unless t has `shape` (None matches any size), as stylegan3's misc.assert_shape."""
+    if t.dim() != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{what}: expected shape {want}, got {tuple(t.shape)}")
+
+
 class Generator(nn.Module):
+    """z -> images. forward takes z of shape (N, nz) or (N, nz, 1, 1), float, drawn from N(0, I)
+    (see facegan.latents), and returns (N, channels, resolution, resolution) in [-1, 1] (tanh).
+    ValueError for any other shape, or a resolution that is not a power of two >= 16."""
+
     def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3):
         super().__init__()
         _check(resolution)
@@ -41,6 +54,7 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() == 2:
             z = z[:, :, None, None]
+        assert_shape(z, (None, self.nz, 1, 1), "Generator input z")
         return self.main(z)
 
 
@@ -48,9 +62,14 @@ D_NORMS = ("batch", "spectral", "none")
 
 
 class Discriminator(nn.Module):
+    """images -> logits. forward takes (N, channels, resolution, resolution) in [-1, 1] and
+    returns (N,) raw scores (no sigmoid; the losses in facegan.train.losses take logits).
+    ValueError for any other shape."""
+
     def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch"):
         super().__init__()
         _check(resolution)
+        self.resolution, self.channels = resolution, channels
         if norm not in D_NORMS:
             raise ValueError(f"D norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
         conv = _spectral_conv if norm == "spectral" else nn.Conv2d
@@ -68,6 +87,7 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert_shape(x, (None, self.channels, self.resolution, self.resolution), "Discriminator input")
         return self.main(x).flatten()  # one logit per image
 
 
@@ -87,18 +107,10 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def architecture(model_cfg) -> dict:
-    """What must match for weights to load: stored in every checkpoint and export."""
-    return {"arch": "dcgan", "resolution": model_cfg.resolution, "nz": model_cfg.nz,
-            "ngf": model_cfg.ngf, "ndf": model_cfg.ndf, "channels": 3, "d_norm": model_cfg.d_norm}
-
-
-def build_models(model_cfg, seed: int = 0):
-    """G and D, initialised identically on every rank for a given seed."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        g = Generator(model_cfg.resolution, model_cfg.nz, model_cfg.ngf)
-        d = Discriminator(model_cfg.resolution, model_cfg.ndf, norm=model_cfg.d_norm)
-        init_weights(g)
-        init_weights(d)
-    return g, d
+register_architecture(ArchSpec(
+    "dcgan",
+    generator=lambda a: Generator(a["resolution"], a["nz"], a["ngf"], a.get("channels", 3)),
+    discriminator=lambda a: Discriminator(a["resolution"], a["ndf"], a.get("channels", 3), a["d_norm"]),
+    keys=("ngf", "ndf", "d_norm"),
+    defaults={"d_norm": "batch"},  # checkpoints written before model.d_norm existed
+    init=init_weights))

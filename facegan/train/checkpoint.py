@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..models.registry import with_defaults
 from ..io import atomic_dir, read_json, remove_stale_temps, save_safetensors_atomic, sha256_file, write_json_atomic
 from ..errors import UserError
 
@@ -182,11 +183,10 @@ def find_resumable(root: str, log=print):
     return None, None
 
 
-ARCH_DEFAULTS = {"d_norm": "batch"}  # keys added after the first checkpoints were written
-
-
 def arch_mismatch(saved: dict, wanted: dict) -> list:
-    saved, wanted = dict(ARCH_DEFAULTS, **saved), dict(ARCH_DEFAULTS, **wanted)
+    """Keys whose values differ, after each side gets its architecture's defaults for keys added
+    after it was written."""
+    saved, wanted = with_defaults(saved), with_defaults(wanted)
     return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
 
 

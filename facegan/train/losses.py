@@ -3,35 +3,58 @@
 bce:   the DCGAN paper's loss, with the non-saturating G loss (G maximizes log D(G(z))).
 hinge: Lim & Ye (2017), as used with spectral normalisation by Miyato et al. (2018) and BigGAN.
 lsgan: least squares, Mao et al. (2017), with targets 1 (real) and 0 (fake).
+
+One table, LOSSES, maps a name (train.loss) to its D and G losses; a new loss is one
+register_loss call, and train.loss accepts it.
 """
+
+from typing import Callable, Dict, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "hinge", "lsgan")
+
+class Loss(NamedTuple):
+    """d(logits_real, logits_fake) -> scalar D loss; g(logits_fake) -> scalar G loss. Logits are
+    (N,) raw scores in any float dtype; both return fp32 scalars."""
+
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
+
+
+LOSSES: Dict[str, Loss] = {}
+
+
+def register_loss(name: str, d: Callable, g: Callable) -> None:
+    LOSSES[name] = Loss(d, g)
+
+
+register_loss("bce",
+              d=lambda real, fake: (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                                    + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))),
+              g=lambda fake: F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)))
+register_loss("hinge",
+              d=lambda real, fake: F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean(),
+              g=lambda fake: -fake.mean())
+register_loss("lsgan",
+              d=lambda real, fake: 0.5 * ((real - 1.0).square().mean() + fake.square().mean()),
+              g=lambda fake: 0.5 * (fake - 1.0).square().mean())
+
+
+def _loss(kind: str) -> Loss:
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+    return LOSSES[kind]
 
 
 def d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
-    real, fake = logits_real.float(), logits_fake.float()
-    if kind == "bce":
-        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-    if kind == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    if kind == "lsgan":
-        return 0.5 * ((real - 1.0).square().mean() + fake.square().mean())
-    raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+    """D's loss for (N,) logits on real and generated images, in fp32. ValueError for an unknown kind."""
+    return _loss(kind).d(logits_real.float(), logits_fake.float())
 
 
 def g_loss(logits_fake: torch.Tensor, kind: str = "bce") -> torch.Tensor:
-    fake = logits_fake.float()
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-    if kind == "hinge":
-        return -fake.mean()
-    if kind == "lsgan":
-        return 0.5 * (fake - 1.0).square().mean()
-    raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+    """G's loss for (N,) logits of D on generated images, in fp32. ValueError for an unknown kind."""
+    return _loss(kind).g(logits_fake.float())
 
 
 def r1_penalty(logits_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
