@@ -6,6 +6,7 @@ import os
 from PIL import Image
 
 from ..io import atomic_path, write_text_atomic
+from ..train.samples import list_fakes
 from ..train.tracking import read_metrics
 
 
@@ -34,7 +35,7 @@ def _plot(rows, series, path, title, ylabel):
 
 def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int = 512) -> int:
     """The fixed-noise grids in order, as an animated GIF (the last frame held longer)."""
-    grids = sorted(f for f in os.listdir(samples_dir) if f.startswith("fakes-") and f.endswith(".png"))
+    grids = list_fakes(samples_dir)
     if not grids:
         return 0
     step = max(1, -(-len(grids) // max_frames))
@@ -71,7 +72,7 @@ def write_report(run_dir: str) -> dict:
     samples = os.path.join(run_dir, "samples")
     if os.path.isdir(samples) and progress_gif(samples, os.path.join(run_dir, "progress.gif")):
         out["progress"] = os.path.join(run_dir, "progress.gif")
-    grids = sorted(f for f in os.listdir(samples) if f.startswith("fakes-")) if os.path.isdir(samples) else []
+    grids = list_fakes(samples)
     out["html"] = os.path.join(run_dir, "report.html")
     _write_html(run_dir, out, train_rows, fid_rows, grids)
     return out

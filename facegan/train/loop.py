@@ -1,117 +1,44 @@
-"""The training loop, readable top to bottom: setup, resume, steps, status, samples, checkpoints."""
+"""The training loop, read top to bottom: runtime, run directory, models, resume, data, steps, finish.
 
-import datetime
+Each stage is a named function below `train`; the state they share lives in small objects
+(Runtime, Nets, Checkpointer, StatusMeter, SampleWriter) rather than in closures.
+"""
+
 import math
 import os
-import signal
-import sys
-import time
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
+from accelerate.utils import set_seed
 
 from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
 from ..data.loader import resolve_shards, train_loader
 from ..errors import UserError
-from ..io import DirLock
+from ..io import atomic_path
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
 from .augment import parse_policy
-from .distributed import agree_on_path, init_process_group_for_restarts, shared_store_note
+from .checkpointer import Checkpointer, NonFiniteLoss, RunClock
+from .distributed import agree_on_path
 from .ema import make_ema
-from .samples import fixed_noise, generate, save_grid
+from .runlog import RunLog
+from .runtime import (Runtime, StopSignal, cpu_threads_note, lock_run_dir, pick_device, resolve_precision,  # noqa: F401
+                      setup_runtime, use_channels_last)
+from .samples import SampleWriter
+from .status import StatusMeter
 from .step import GANStep, to_unit_range
-from .tracking import MetricsLog, log_grid, peak_memory_mb, wandb_init_kwargs
+from .tracking import MetricsLog, wandb_init_kwargs
 
-GRID = 64  # images in each fixed-noise grid
 SYNC_EVERY = 10  # steps between the (cheap) cross-rank checks for a stop signal or a bad loss
 
+__all__ = ["train", "TrainResult", "NonFiniteLoss"]
 
-class NonFiniteLoss(RuntimeError):
-    pass
-
-
-# ---------------------------------------------------------------- setup helpers
-
-def pick_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def use_channels_last(setting, device: str) -> bool:
-    """auto: on everywhere but MPS (measured 1.15-1.32x on the CPU step bound; slower on MPS)."""
-    return device != "mps" if setting == "auto" else bool(setting)
-
-
-def resolve_precision(requested: str, device: str) -> str:
-    """auto: bf16 where CUDA supports it, fp16 (loss scaling) on older CUDA, fp32 elsewhere."""
-    if requested != "auto":
-        if requested == "fp16" and device != "cuda":
-            raise UserError(f"train.mixed_precision: fp16 needs a CUDA device (this run is on {device})")
-        return requested
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
-
-
-class StopSignal:
-    """SIGTERM/SIGINT set a flag; every rank finishes its step, then all checkpoint and exit 0."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def describe(accelerator: Accelerator, device: str, precision: str) -> str:
-    n = accelerator.num_processes
-    if n > 1:
-        backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else "?"
-        mode = f"{n} processes, DDP over {backend}"
-    else:
-        mode = "1 process"
-    name = torch.cuda.get_device_name(accelerator.device) if device == "cuda" else device
-    prec = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + loss scaling"}[precision]
-    return f"facegan: device {name} ({mode}), precision {prec}"
-
-
-def cpu_threads_note(world: int):
-    """A hint when a CPU run uses fewer threads than its share of the cores: `accelerate launch`
-    sets OMP_NUM_THREADS=1 unless told otherwise, which halves a 2-core machine's speed."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-    used = torch.get_num_threads()
-    if used >= share:
-        return None
-    return (f"facegan: note: {used} CPU thread(s) per process of {cores} cores (OMP_NUM_THREADS="
-            f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); `accelerate launch --num_cpu_threads_per_process "
-            f"{share}` uses them all")
-
-
-# ---------------------------------------------------------------- the run
 
 @dataclass
 class TrainResult:
-    checkpoint: str  # newest checkpoint (on the main process; None elsewhere)
+    checkpoint: Optional[str]  # newest checkpoint (on the main process; None elsewhere)
     step: int
     images_seen: int
     stopped: bool  # by SIGTERM/SIGINT
@@ -120,366 +47,250 @@ class TrainResult:
     D: torch.nn.Module
 
 
+@dataclass
+class Nets:
+    """G and D as trained (possibly DDP- and compile-wrapped), their plain modules (for
+    checkpoints, EMA and the G step), the EMA generator, optimizers and the architecture."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    arch: dict
+    G_raw: torch.nn.Module = None
+    D_raw: torch.nn.Module = None
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    images_seen: int = 0
+
+
 def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
-    """Train until total_kimg (or a stop signal).
+    """Train until train.total_kimg (or max_steps, or a stop signal) and return the result.
 
     make_evaluator(cfg, accelerator) -> evaluator or None: FID during training, supplied by the
     caller (the CLI hands in facegan.eval's) so this package does not depend on the eval package.
     An evaluator is called as evaluator(G_ema, step, images_seen, write_checkpoint, metrics).
     on_finish(run_dir): called on the main process when the run ends (the CLI writes the report).
 
-    The run directory is locked for the whole call (one training per run directory): a second
-    one raises UserError naming the holder. Other user errors raise UserError; a non-finite
-    loss raises NonFiniteLoss; a failed collective raises torch's RuntimeError.
+    The run directory is locked for the whole call (one training per run directory). Raises
+    UserError for anything the user can fix (a second training on the directory, missing data,
+    an architecture that differs from the checkpoint's), NonFiniteLoss when a loss goes NaN/inf,
+    and torch's RuntimeError when a collective fails (a rank died or stalled).
     """
-    held = []
+    rt = setup_runtime(cfg)
+    lock = lock_run_dir(rt, cfg.run.dir)
+    log = RunLog(os.path.join(cfg.run.dir, "log.txt"), rt.is_main)
     try:
-        return _train(cfg, make_evaluator, on_finish, held)
+        for line in rt.notes:
+            rt.accelerator.print(line)
+        shards = _check_data(cfg)
+        _prepare_run_dir(cfg, rt)
+        nets = _build_nets(cfg, rt)
+        resume_path, state = _resume_target(cfg, rt)
+        progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state)
+        _prepare_for_devices(cfg, rt, nets)
+        loader = _make_loader(cfg, rt, shards, progress.step)
+        # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
+        # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
+        batches = iter(loader)
+        _start_rng(cfg, rt, resume_path, state, progress.step)
+        clock = RunClock(state)
+        checkpointer = Checkpointer(rt, cfg, nets, loader, clock, last_step=progress.step if resume_path else -1)
+        checkpointer.wandb_id = _start_trackers(cfg, rt, wandb_id)
+        # Rows a killed run wrote past this checkpoint are dropped: they are about to be redone.
+        metrics = MetricsLog(os.path.join(cfg.run.dir, "metrics.jsonl"), rt.is_main, resume_step=progress.step)
+        samples = SampleWriter(rt, cfg, nets.G_ema)
+        if not resume_path:
+            samples.write_reals(shards)
+            samples.write(progress)
+        evaluator = make_evaluator(cfg, rt.accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
+        status = StatusMeter(rt, metrics, clock, progress.images_seen)
+        stopped = _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, samples, evaluator, metrics)
+        return _finish(cfg, rt, nets, progress, checkpointer, status, samples, stopped, on_finish)
     finally:
-        for lock in held:
-            if lock is not None:
-                lock.release()
+        log.close()
+        if lock is not None:
+            lock.release()
 
 
-def _train(cfg, make_evaluator, on_finish, held) -> TrainResult:
-    device_kind = pick_device()
-    precision = resolve_precision(cfg.train.mixed_precision, device_kind)
-    wandb_on = cfg.log.wandb != "off"
-    collective_timeout = datetime.timedelta(seconds=cfg.dist.timeout_s)
-    init_process_group_for_restarts(collective_timeout)  # before Accelerate starts its own
-    accelerator = Accelerator(
-        cpu=device_kind == "cpu", mixed_precision=precision, log_with="wandb" if wandb_on else None,
-        # D sees real and fake as separate batches: DDP's in-place buffer broadcast between the
-        # two forwards would break autograd, and BatchNorm statistics stay per rank as in DCGAN.
-        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False),
-                         # a rank that stops making progress ends the job instead of hanging it
-                         InitProcessGroupKwargs(timeout=collective_timeout)])
-    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
-    accelerator.print(describe(accelerator, device_kind, precision))
-    if device_kind == "cpu" and (note := cpu_threads_note(accelerator.num_processes)):
-        accelerator.print(note)
-    if note := shared_store_note():
-        accelerator.print(note)
-    if cfg.train.batch_size % world:
-        raise UserError(f"train.batch_size: {cfg.train.batch_size} does not divide evenly over {world} processes")
-    batch = cfg.train.batch_size // world
+# ---------------------------------------------------------------- stages
 
-    run_dir = cfg.run.dir
-    ckpt_root = os.path.join(run_dir, "checkpoints")
-    held.append(_lock_run_dir(accelerator, run_dir))  # None on ranks other than the main one
-    if accelerator.is_main_process:
-        os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
-        dump_config(cfg, os.path.join(run_dir, "config.yaml"))
+def _check_data(cfg):
+    """The training shards, checked before anything is written."""
     shards = resolve_shards(cfg.data.shards, "train", cfg.model.resolution)
     if shards.total is not None and shards.total < cfg.train.batch_size:
         raise UserError(f"data.shards: {cfg.data.shards} holds {shards.total} training images, fewer than "
                         f"one batch (train.batch_size={cfg.train.batch_size})")
+    return shards
 
-    # Models: identical initial weights on every rank; DDP also broadcasts rank 0's on wrap.
-    arch = architecture(cfg.model)
+
+def _prepare_run_dir(cfg, rt: Runtime) -> None:
+    if rt.is_main:
+        os.makedirs(os.path.join(cfg.run.dir, "samples"), exist_ok=True)
+        with atomic_path(os.path.join(cfg.run.dir, "config.yaml")) as tmp:
+            dump_config(cfg, tmp)
+
+
+def _build_nets(cfg, rt: Runtime) -> Nets:
+    """Identical initial weights on every rank (DDP also broadcasts rank 0's on wrap)."""
     G, D = build_models(cfg.model, cfg.train.seed)
-    if cfg.train.sync_batchnorm and world > 1 and device_kind == "cuda":
+    if cfg.train.sync_batchnorm and rt.world > 1 and rt.kind == "cuda":
         G, D = (torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
-    if device_kind == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls/convs on tensor cores
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
-    memory_format = torch.channels_last if use_channels_last(cfg.train.channels_last, device_kind) \
-        else torch.contiguous_format
-    G, D = G.to(memory_format=memory_format), D.to(memory_format=memory_format)
-    G_ema = make_ema(G).to(device)
+    G, D = G.to(memory_format=rt.memory_format), D.to(memory_format=rt.memory_format)
     betas = tuple(cfg.train.betas)
-    fused = {"fused": True} if device_kind == "cuda" else {}
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=betas, **fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=betas, **fused)
-
-    # Resume before prepare(): weights and optimizer state load into the plain modules.
-    step, images_seen, wandb_id = 0, 0, None
-    totals_before = {"data_read": 0, "data_bad": 0, "wall_s": 0.0}  # cumulative, from the checkpoint
-    resume_path, state = _resume_target(cfg, ckpt_root, accelerator)
-    if resume_path:
-        ckpt.load_checkpoint(resume_path, state, {"G": G, "G_ema": G_ema, "D": D},
-                             {"opt_G": opt_G, "opt_D": opt_D}, arch)
-        step, images_seen, wandb_id = state["step"], state["images_seen"], state.get("wandb_id")
-        totals_before = {k: state.get(k, v) for k, v in totals_before.items()}
-        for opt, lr in ((opt_G, cfg.train.lr_g), (opt_D, cfg.train.lr_d)):  # the config's lr wins
-            for group in opt.param_groups:
-                group["lr"], group["betas"] = lr, betas
-        accelerator.print(f"facegan: resumed from {resume_path} (step {step}, {images_seen / 1000:.1f} kimg)")
-    if cfg.train.compile:
-        # D's requires_grad toggles between steps; the G step calls the uncompiled D (below),
-        # so the compiled graphs never see the toggle and do not recompile (bench checks).
-        G, D = torch.compile(G), torch.compile(D)
-    G, D, opt_G, opt_D = accelerator.prepare(G, D, opt_G, opt_D)
-    # The plain modules (no DDP, no torch.compile wrapper): for checkpoints, EMA and the G step.
-    G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
-    D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
-
-    # The loader is ours, not prepare()'d: each rank reads its own shards, from where it stopped.
-    if cfg.data.device_cache:
-        loader = DeviceCache(shards, batch, rank, world, cfg.train.seed, step, device, cfg.data.max_bad_fraction,
-                             cfg.data.stall_s)
-        accelerator.print(f"facegan: {len(loader)} training images cached on {device} "
-                          f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
-    else:
-        loader = train_loader(shards, batch, rank, world, seed=cfg.train.seed, start_batch=step,
-                              workers=cfg.data.workers, pin_memory=device_kind == "cuda",
-                              max_bad_fraction=cfg.data.max_bad_fraction, stall_s=cfg.data.stall_s)
-    # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
-    # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
-    batches = iter(loader)
-
-    if resume_path:
-        if state.get("scaler") and accelerator.scaler is not None:
-            accelerator.scaler.load_state_dict(state["scaler"])
-        if state.get("world_size") == world:
-            ckpt.restore_rng(ckpt.load_rng(resume_path, rank), device)
-        else:
-            accelerator.print(f"facegan: warning: checkpoint was written by {state.get('world_size')} "
-                              f"processes, this run has {world}; RNG streams start fresh")
-            set_seed(cfg.train.seed + step, device_specific=True)
-    else:
-        set_seed(cfg.train.seed, device_specific=True)  # distinct noise and flips per rank
-
-    if wandb_on:
-        accelerator.init_trackers(cfg.log.project, config=to_dict(cfg),
-                                  init_kwargs=wandb_init_kwargs(cfg, wandb_id))
-        if accelerator.is_main_process:
-            wandb_id = accelerator.get_tracker("wandb", unwrap=True).id
-
-    total_images = int(cfg.train.total_kimg * 1000)
-    per_step = cfg.train.batch_size
-    # Rows a killed run wrote past this checkpoint are dropped: they are about to be redone.
-    metrics = MetricsLog(os.path.join(run_dir, "metrics.jsonl"), accelerator.is_main_process, resume_step=step)
-    run_clock = RunClock(totals_before)
-    z_fixed = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
-    evaluator = make_evaluator(cfg, accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
-
-    def every(kimg_interval, before, after):
-        if kimg_interval <= 0:
-            return False
-        n = kimg_interval * 1000
-        return math.floor(after / n) > math.floor(before / n)
-
-    def write_samples():
-        if accelerator.is_main_process:
-            G_ema.eval()
-            grid = save_grid(generate(G_ema, z_fixed), os.path.join(
-                run_dir, "samples", f"fakes-kimg{images_seen / 1000:010.3f}.png"))
-            log_grid(accelerator, grid, step)
-            return grid
-
-    last_ckpt_step = step if resume_path else -1
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step with a non-finite loss
-
-    def check_finite():
-        """Stop, naming the first bad step, if any rank saw a non-finite loss (collective)."""
-        bad = (first_bad >= 0).float().view(1)
-        if world > 1:
-            bad = accelerator.reduce(bad, reduction="sum")
-        if bad.item() > 0:  # note: a host sync; called every SYNC_EVERY steps and before saving
-            firsts = accelerator.gather(first_bad.view(1)).tolist() if world > 1 else [first_bad.item()]
-            last = ckpt.list_checkpoints(ckpt_root)
-            raise NonFiniteLoss(f"non-finite loss at step {min(s for s in firsts if s >= 0)}; stopping. "
-                                f"Last good checkpoint: {last[0] if last else 'none'}")
-
-    def write_checkpoint():
-        nonlocal last_ckpt_step
-        check_finite()  # never save weights that have gone non-finite
-        _average_buffers(accelerator, (G_raw, D_raw, G_ema))
-        rng = {r: {k: v for k, v in zip(names, tensors)} for r, (names, tensors) in
-               enumerate(_gather_rng(accelerator, device))}
-        totals = run_clock.totals(_data_totals(accelerator, loader.counts, device))  # collective
-        path = None
-        if accelerator.is_main_process:
-            scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
-            path = ckpt.save_checkpoint(
-                ckpt_root, step, {"G": G_raw, "G_ema": G_ema, "D": D_raw}, {"opt_G": opt_G, "opt_D": opt_D},
-                arch, {"images_seen": images_seen, "scaler": scaler, "wandb_id": wandb_id,
-                       "dataset": cfg.data.shards, "kimg": images_seen / 1000, **totals},
-                rng, cfg.train.keep_checkpoints)
-        accelerator.wait_for_everyone()
-        last_ckpt_step = step  # the same on every rank, so every rank takes the same branches
-        return path
-
-    if accelerator.is_main_process and not resume_path:
-        with torch.random.fork_rng(devices=[]):  # must not shift the training RNG stream
-            reals = next(iter(train_loader(shards, GRID, seed=cfg.train.seed + 1)))
-        save_grid(reals[:GRID], os.path.join(run_dir, "samples", "reals.png"))
-        write_samples()
-
-    # ---------------------------------------------------------------- steps
-    gan_step = GANStep(accelerator, G, D, opt_G, opt_D, G_ema, 0.0, cfg.model.nz, loss=cfg.train.loss,
-                       augment=parse_policy(cfg.train.augment), r1_gamma=cfg.train.r1_gamma,
-                       r1_every=cfg.train.r1_every)
-    gan_step.steps = step  # the lazy-R1 cadence continues across a resume
-    stats = torch.zeros(4, device=device)  # sums of loss_D, loss_G, D(x), D(G(z)) since the last log
-    stats_steps, t_log, img_log = 0, time.time(), images_seen
-    newest, last_status = None, None
-    stopped_by_signal = False
-    with StopSignal() as stop:
-        while images_seen < total_images:
-            real = to_unit_range(next(batches), device, cfg.data.flip, memory_format)
-            gan_step.beta = ema_beta(cfg.train.ema, cfg.train.batch_size, cfg.train.ema_rampup, images_seen)
-            loss_D, loss_G, logits_real, logits_fake = gan_step(real)
-
-            before = images_seen
-            step += 1
-            images_seen += per_step
-            with torch.no_grad():
-                stats += torch.stack([loss_D, loss_G, torch.sigmoid(logits_real.float()).mean(),
-                                      torch.sigmoid(logits_fake.float()).mean()])
-                bad_now = ~torch.isfinite(loss_D + loss_G)
-                first_bad.copy_(torch.where(bad_now & (first_bad < 0), torch.full_like(first_bad, step), first_bad))
-            stats_steps += 1
-
-            # Cross-rank decisions at a fixed cadence (a host sync), never every step.
-            if world == 1:
-                stopped_by_signal = stop.requested  # a host flag: no device sync needed
-            if step % SYNC_EVERY == 0:
-                check_finite()
-                if world > 1:
-                    requested = torch.tensor([float(stop.requested)], device=device)
-                    stopped_by_signal = accelerator.reduce(requested, reduction="sum").item() > 0
-            if step % cfg.log.every_steps == 0 or stopped_by_signal or images_seen >= total_images:
-                last_status = _status(accelerator, cfg, metrics, stats, stats_steps, step, images_seen, t_log,
-                                      img_log, opt_G, opt_D, device, loader.counts, run_clock)
-                stats.zero_()
-                stats_steps, t_log, img_log = 0, time.time(), images_seen
-            if every(cfg.train.sample_every_kimg, before, images_seen):
-                write_samples()
-            if evaluator and every(cfg.eval.every_kimg, before, images_seen):
-                _average_buffers(accelerator, (G_raw, D_raw, G_ema))
-                evaluator(G_ema, step, images_seen, write_checkpoint, metrics)
-            if every(cfg.train.checkpoint_every_kimg, before, images_seen) or stopped_by_signal:
-                newest = write_checkpoint()
-            if stopped_by_signal:
-                accelerator.print(f"facegan: stop requested; checkpoint written at step {step}, exiting")
-                break
-            if cfg.train.max_steps and step >= cfg.train.max_steps:
-                break
-
-    if not stopped_by_signal:
-        if last_ckpt_step != step:
-            newest = write_checkpoint()
-        elif accelerator.is_main_process:
-            newest = os.path.join(ckpt_root, ckpt.step_dir_name(step))
-        write_samples()
-    if accelerator.is_main_process:
-        if on_finish is not None:
-            on_finish(run_dir)
-        grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
-        accelerator.print(f"facegan: done at step {step} ({images_seen / 1000:.1f} kimg). "
-                          f"Newest sample grid: {os.path.join(run_dir, 'samples', grids[-1])}")
-        accelerator.print(f"facegan: newest checkpoint: {newest}")
-        if last_status and last_status["data_bad"]:
-            accelerator.print(f"facegan: bad data skipped: {last_status['data_bad']} of "
-                              f"{last_status['data_read']} samples read (data_bad in metrics.jsonl)")
-    accelerator.end_training()
-    return TrainResult(newest, step, images_seen, stopped_by_signal, G_raw, G_ema, D_raw)
+    fused = {"fused": True} if rt.kind == "cuda" else {}
+    return Nets(G, D, make_ema(G).to(rt.device),
+                torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=betas, **fused),
+                torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=betas, **fused),
+                architecture(cfg.model))
 
 
-class RunClock:
-    """Cumulative counters of a run across resumes: data read and bad (summed over ranks) and
-    wall-clock seconds, continuing from the values its checkpoint recorded."""
-
-    def __init__(self, before: dict):
-        self.before, self.t0 = before, time.time()
-
-    def totals(self, data_now) -> dict:
-        read, bad = data_now
-        return {"data_read": self.before["data_read"] + read, "data_bad": self.before["data_bad"] + bad,
-                "wall_s": self.before["wall_s"] + time.time() - self.t0}
-
-
-def _data_totals(accelerator, data_counts, device):
-    """(read, bad) summed over ranks: a collective."""
-    seen, bad = data_counts.totals()
-    t = torch.tensor([seen, bad], dtype=torch.float64 if device.type != "mps" else torch.float32, device=device)
-    if accelerator.num_processes > 1:
-        t = accelerator.reduce(t, reduction="sum")
-    return int(t[0].item()), int(t[1].item())
-
-
-def _lock_run_dir(accelerator, run_dir: str):
-    """The main process locks the run directory for its life (one training per run directory);
-    every rank learns the outcome, so a refused run stops on all of them at once."""
-    lock, refusal = None, None
-    if accelerator.is_main_process:
-        try:
-            lock = DirLock(run_dir, "run directory").acquire()
-        except UserError as err:
-            refusal = str(err)
-    refusal = agree_on_path(accelerator, refusal)
-    if refusal:
-        if not accelerator.is_main_process:
-            sys.exit(2)  # rank 0 says it, once
-        raise UserError(refusal)
-    return lock
-
-
-def _resume_target(cfg: Config, ckpt_root: str, accelerator: Accelerator):
+def _resume_target(cfg, rt: Runtime):
+    """(checkpoint path, its verified state) to resume from, or (None, None)."""
     mode = cfg.run.resume
     if mode == "none":
         return None, None
     if mode == "auto":
         # rank 0 picks; the others load the same one (see agree_on_path)
-        path = ckpt.find_resumable(ckpt_root, log=accelerator.print)[0] if accelerator.is_main_process else None
-        path = agree_on_path(accelerator, path)
+        root = os.path.join(cfg.run.dir, "checkpoints")
+        path = ckpt.find_resumable(root, log=rt.accelerator.print)[0] if rt.is_main else None
+        path = agree_on_path(rt.accelerator, path)
         return (path, ckpt.verify(path)) if path else (None, None)
     return mode, ckpt.verify(mode)
 
 
-@torch.no_grad()
-def _average_buffers(accelerator: Accelerator, modules) -> None:
-    """BatchNorm running statistics drift apart per rank (buffers are not broadcast, see above);
-    average them at checkpoint time so every rank, and the checkpoint, hold the same state."""
-    if accelerator.num_processes == 1:
+def _load_state(cfg, rt: Runtime, nets: Nets, path, state):
+    """Weights and optimizer state into the plain modules, before prepare(). Returns
+    (Progress, wandb run id or None)."""
+    if not path:
+        return Progress(), None
+    ckpt.load_checkpoint(path, state, {"G": nets.G, "G_ema": nets.G_ema, "D": nets.D},
+                         {"opt_G": nets.opt_G, "opt_D": nets.opt_D}, nets.arch)
+    for opt, lr in ((nets.opt_G, cfg.train.lr_g), (nets.opt_D, cfg.train.lr_d)):  # the config's lr wins
+        for group in opt.param_groups:
+            group["lr"], group["betas"] = lr, tuple(cfg.train.betas)
+    progress = Progress(state["step"], state["images_seen"])
+    rt.accelerator.print(f"facegan: resumed from {path} (step {progress.step}, {progress.images_seen / 1000:.1f} kimg)")
+    return progress, state.get("wandb_id")
+
+
+def _prepare_for_devices(cfg, rt: Runtime, nets: Nets) -> None:
+    if cfg.train.compile:
+        # D's requires_grad toggles between steps; the G step calls the uncompiled D (see GANStep),
+        # so the compiled graphs never see the toggle and do not recompile (bench checks).
+        nets.G, nets.D = torch.compile(nets.G), torch.compile(nets.D)
+    nets.G, nets.D, nets.opt_G, nets.opt_D = rt.accelerator.prepare(nets.G, nets.D, nets.opt_G, nets.opt_D)
+    nets.G_raw = rt.accelerator.unwrap_model(nets.G, keep_torch_compile=False)
+    nets.D_raw = rt.accelerator.unwrap_model(nets.D, keep_torch_compile=False)
+
+
+def _make_loader(cfg, rt: Runtime, shards, start_batch: int):
+    """Ours, not prepare()'d: each rank reads its own shards, from where it stopped."""
+    if cfg.data.device_cache:
+        loader = DeviceCache(shards, rt.batch, rt.rank, rt.world, cfg.train.seed, start_batch, rt.device,
+                             cfg.data.max_bad_fraction, cfg.data.stall_s)
+        rt.accelerator.print(f"facegan: {len(loader)} training images cached on {rt.device} "
+                             f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
+        return loader
+    return train_loader(shards, rt.batch, rt.rank, rt.world, seed=cfg.train.seed, start_batch=start_batch,
+                        workers=cfg.data.workers, pin_memory=rt.kind == "cuda",
+                        max_bad_fraction=cfg.data.max_bad_fraction, stall_s=cfg.data.stall_s)
+
+
+def _start_rng(cfg, rt: Runtime, path, state, step: int) -> None:
+    if not path:
+        set_seed(cfg.train.seed, device_specific=True)  # distinct noise and flips per rank
         return
-    for module in modules:
-        for buf in module.buffers():
-            if buf.is_floating_point():
-                buf.copy_(accelerator.reduce(buf.clone(), reduction="mean"))
+    if state.get("scaler") and rt.accelerator.scaler is not None:
+        rt.accelerator.scaler.load_state_dict(state["scaler"])
+    if state.get("world_size") == rt.world:
+        ckpt.restore_rng(ckpt.load_rng(path, rt.rank), rt.device)
+    else:
+        rt.accelerator.print(f"facegan: warning: checkpoint was written by {state.get('world_size')} "
+                             f"processes, this run has {rt.world}; RNG streams start fresh")
+        set_seed(cfg.train.seed + step, device_specific=True)
 
 
-def _gather_rng(accelerator: Accelerator, device: torch.device):
-    """Every rank's RNG state, gathered to all (fixed-shape tensors, so a plain all-gather)."""
-    mine = ckpt.rng_tensors(device)
-    names = sorted(mine)
-    if accelerator.num_processes == 1:
-        return [(names, [mine[n] for n in names])]
-    out = [(names, []) for _ in range(accelerator.num_processes)]
-    for n in names:
-        t = mine[n]
-        raw = t.view(torch.uint8) if t.dtype != torch.uint8 else t
-        gathered = accelerator.gather(raw.to(device).unsqueeze(0)).cpu()
-        for r in range(accelerator.num_processes):
-            out[r][1].append(gathered[r].view(t.dtype).clone())
-    return out
+def _start_trackers(cfg, rt: Runtime, wandb_id):
+    if cfg.log.wandb == "off":
+        return wandb_id
+    rt.accelerator.init_trackers(cfg.log.project, config=to_dict(cfg), init_kwargs=wandb_init_kwargs(cfg, wandb_id))
+    return rt.accelerator.get_tracker("wandb", unwrap=True).id if rt.is_main else wandb_id
 
 
-def _status(accelerator, cfg, metrics, stats, n, step, images_seen, t_log, img_log, opt_G, opt_D, device,
-            data_counts, run_clock):
-    """One status line, one metrics.jsonl record, one tracker log: the only routine host sync."""
-    world = accelerator.num_processes
-    seen, bad = data_counts.totals()  # this rank's loader, all its workers, since this process started
-    # One reduction for both: the loss means, and (times world, then averaged) the sample counts.
-    local = torch.cat([stats / max(n, 1), torch.tensor([seen * world, bad * world], device=device,
-                                                       dtype=stats.dtype)])
-    mean = accelerator.reduce(local, reduction="mean").tolist()  # note: a sync point
-    totals = run_clock.totals((int(round(mean[4])), int(round(mean[5]))))
-    seen, bad = totals["data_read"], totals["data_bad"]
-    dt = max(time.time() - t_log, 1e-9)
-    imgs = images_seen - img_log
-    rec = {"step": step, "kimg": round(images_seen / 1000, 3), "loss_D": mean[0], "loss_G": mean[1],
-           "D_real": mean[2], "D_fake": mean[3], "img_per_s": imgs / dt,
-           "sec_per_kimg": dt / max(imgs / 1000, 1e-9), "peak_mem_mb": peak_memory_mb(device),
-           "lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"],
-           "data_read": seen, "data_bad": bad, "wall_s": round(totals["wall_s"], 3)}
-    accelerator.print(f"kimg {rec['kimg']:9.3f}  step {step:7d}  loss_D {mean[0]:.3f}  loss_G {mean[1]:.3f}  "
-                      f"D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  {rec['img_per_s']:8.1f} img/s  "
-                      f"{rec['sec_per_kimg']:7.2f} s/kimg  mem {rec['peak_mem_mb']:.0f} MB"
-                      + (f"  bad data {bad}/{seen}" if bad else ""))
-    metrics.write(rec)
-    accelerator.log({k: v for k, v in rec.items() if k != "step"}, step=step)
-    return rec
+def crossed(interval_kimg: float, before: int, after: int) -> bool:
+    """Whether images_seen passed a multiple of interval_kimg (0: never) during the last step."""
+    if interval_kimg <= 0:
+        return False
+    n = interval_kimg * 1000
+    return math.floor(after / n) > math.floor(before / n)
+
+
+def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, samples, evaluator, metrics) -> bool:
+    """Steps until the budget is spent; True when a stop signal ended it."""
+    t = cfg.train
+    total_images = int(t.total_kimg * 1000)
+    gan_step = GANStep(rt.accelerator, nets.G, nets.D, nets.opt_G, nets.opt_D, nets.G_ema, 0.0, cfg.model.nz,
+                       loss=t.loss, augment=parse_policy(t.augment), r1_gamma=t.r1_gamma, r1_every=t.r1_every)
+    gan_step.steps = progress.step  # the lazy-R1 cadence continues across a resume
+    stopped = False
+    with StopSignal() as stop:
+        while progress.images_seen < total_images:
+            real = to_unit_range(next(batches), rt.device, cfg.data.flip, rt.memory_format)
+            gan_step.beta = ema_beta(t.ema, t.batch_size, t.ema_rampup, progress.images_seen)
+            loss_D, loss_G, logits_real, logits_fake = gan_step(real)
+            before = progress.images_seen
+            progress.step += 1
+            progress.images_seen += t.batch_size
+            status.add(loss_D, loss_G, logits_real, logits_fake)
+            checkpointer.note_losses(loss_D + loss_G, progress.step)
+
+            # Cross-rank decisions at a fixed cadence (a host sync), never every step.
+            if rt.world == 1:
+                stopped = stop.requested  # a host flag: no device sync needed
+            if progress.step % SYNC_EVERY == 0:
+                checkpointer.check_finite()
+                if rt.world > 1:
+                    requested = torch.tensor([float(stop.requested)], device=rt.device)
+                    stopped = rt.accelerator.reduce(requested, reduction="sum").item() > 0
+            done = progress.images_seen >= total_images
+            if progress.step % cfg.log.every_steps == 0 or stopped or done:
+                status.emit(progress.step, progress.images_seen, nets.opt_G, nets.opt_D, loader.counts)
+            if crossed(t.sample_every_kimg, before, progress.images_seen):
+                samples.write(progress)
+            if evaluator and crossed(cfg.eval.every_kimg, before, progress.images_seen):
+                from .checkpointer import average_buffers
+
+                average_buffers(rt.accelerator, (nets.G_raw, nets.D_raw, nets.G_ema))
+                evaluator(nets.G_ema, progress.step, progress.images_seen,
+                          lambda: checkpointer.write(progress.step, progress.images_seen), metrics)
+            if crossed(t.checkpoint_every_kimg, before, progress.images_seen) or stopped:
+                checkpointer.write(progress.step, progress.images_seen)
+            if stopped:
+                rt.accelerator.print(f"facegan: stop requested; checkpoint written at step {progress.step}, exiting")
+                break
+            if t.max_steps and progress.step >= t.max_steps:
+                break
+    return stopped
+
+
+def _finish(cfg, rt, nets, progress, checkpointer, status, samples, stopped, on_finish) -> TrainResult:
+    newest = checkpointer.newest(progress.step, progress.images_seen)
+    if not stopped:
+        samples.write(progress)
+    if rt.is_main:
+        if on_finish is not None:
+            on_finish(cfg.run.dir)
+        rt.accelerator.print(f"facegan: done at step {progress.step} ({progress.images_seen / 1000:.1f} kimg). "
+                             f"Newest sample grid: {samples.newest()}")
+        rt.accelerator.print(f"facegan: newest checkpoint: {newest}")
+        last = status.last
+        if last and last["data_bad"]:
+            rt.accelerator.print(f"facegan: bad data skipped: {last['data_bad']} of {last['data_read']} "
+                                 f"samples read (data_bad in metrics.jsonl)")
+    rt.accelerator.end_training()
+    return TrainResult(newest, progress.step, progress.images_seen, stopped, nets.G_raw, nets.G_ema, nets.D_raw)

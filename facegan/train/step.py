@@ -2,6 +2,7 @@
 
 import torch
 
+from ..images import to_unit_range  # noqa: F401 (the trainer's input conversion, re-exported)
 from .augment import diff_augment
 from .ema import update_ema
 from .losses import d_loss, g_loss, r1_penalty
@@ -11,16 +12,6 @@ def requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
 
-
-def to_unit_range(batch_uint8: torch.Tensor, device, flip: bool,
-                  memory_format=torch.contiguous_format) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float in [-1, 1] on the device, with random horizontal flips there."""
-    real = batch_uint8.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-    real = real.contiguous(memory_format=memory_format)
-    if flip:
-        mask = torch.rand(real.shape[0], 1, 1, 1, device=device) < 0.5
-        real = torch.where(mask, real.flip(3), real)
-    return real
 
 
 class GANStep:
