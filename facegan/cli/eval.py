@@ -11,7 +11,6 @@ Reference features of datasets and folders are cached. Under `accelerate launch
 """
 
 import argparse
-import json
 import sys
 
 import torch

@@ -19,7 +19,6 @@ import signal
 from dataclasses import dataclass
 from typing import List, Optional
 
-import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -226,7 +225,8 @@ def _guard_stop_signals(exiting, _worker_id):
 def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
                  start_batch: int = 0, workers: int = 0, pin_memory: bool = False,
                  max_bad_fraction: float = 0.01, stall_s: float = STALL_S) -> DataLoader:
-    """A DataLoader over TrainStream; not passed through accelerator.prepare (see DESIGN.md).
+    """A DataLoader over TrainStream; not passed through accelerator.prepare, because each rank
+    reads its own shards from where it stopped (a prepared loader would re-shard and restart).
     Its `counts` hold the samples read and skipped by all its workers."""
     counts = Counts(max(1, workers))
     ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction, stall_s, counts)

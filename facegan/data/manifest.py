@@ -4,7 +4,7 @@ import hashlib
 import os
 
 from ..errors import UserError
-from ..io import read_json, sha256_file, write_json_atomic  # noqa: F401 (re-exported)
+from ..io import read_json
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1

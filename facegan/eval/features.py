@@ -18,6 +18,11 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 
 
+def extractor_id(extractor) -> str:
+    """The name caches and results record for an extractor: its `extractor_id`, else its class."""
+    return getattr(extractor, "extractor_id", type(extractor).__name__)
+
+
 def inception_cache_path() -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
 

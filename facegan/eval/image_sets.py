@@ -16,10 +16,12 @@ from safetensors.torch import load_file
 
 from ..errors import UserError
 from ..io import file_digest, save_safetensors_atomic
+from ..train.distributed import rank_world
+from .features import extractor_id
 from .inception_weights import cache_dir
 from .metrics import extract, reference_features
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+from ..data.sources import IMAGE_EXTS as IMAGE_EXTENSIONS
 
 
 def is_generator(path: str) -> bool:
@@ -92,7 +94,7 @@ class FolderSet(ImageSet):
         h = hashlib.sha256()
         for f in files:
             h.update(f"{os.path.relpath(f, self.path)}\0{file_digest(f, 'blake2b')}\n".encode())
-        ext_id = getattr(extractor, "extractor_id", type(extractor).__name__)
+        ext_id = extractor_id(extractor)
         where = hashlib.sha256(os.path.abspath(self.path).encode()).hexdigest()[:12]
         return os.path.join(cache_dir(), "fid-ref", f"{ext_id}-{where}-{len(files)}-{h.hexdigest()[:24]}.safetensors")
 
@@ -115,7 +117,7 @@ class FolderSet(ImageSet):
             for f in stale:
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(os.path.dirname(path), f))
-        rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+        rank, world = rank_world(accelerator)
         skipped = []
         feats = extract(extractor, _batches(files[rank::world], batch_size, skipped), device, accelerator,
                         desc=f"images {os.path.basename(os.path.normpath(self.path))}")

@@ -9,12 +9,13 @@ from typing import Optional
 
 import torch
 from tqdm import tqdm
-from safetensors.torch import load_file
 
 from ..data.loader import ShardSet, eval_loader
 from ..data.manifest import DERIVED_PREFIXES
 from ..errors import UserError
 from ..io import save_safetensors_atomic
+from ..train.distributed import rank_world
+from .features import extractor_id
 from .features import Passthrough
 
 
@@ -73,7 +74,7 @@ def _gather_ragged(accelerator, t: torch.Tensor) -> torch.Tensor:
 def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, n: int, extractor, device,
                        batch_size: int = 100, accelerator=None, log=print) -> torch.Tensor:
     """Features of the first n reference images, from the cache when present."""
-    ext_id = getattr(extractor, "extractor_id", type(extractor).__name__)
+    ext_id = extractor_id(extractor)
     n = min(n, shards.total) if shards.total else n
     content = shards.content_digest
     path = cache_path(shards_dir, ext_id, split, n, content) if shards_dir and content else None
@@ -90,7 +91,7 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
             for f in stale:
                 with contextlib.suppress(OSError):
                     os.remove(f)
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    rank, world = rank_world(accelerator)
     feats = extract(extractor, eval_loader(shards, batch_size, rank, world, limit=n), device, accelerator,
                     desc=f"reference {split}")
     if feats.shape[0] == 0:

@@ -6,13 +6,15 @@ import torch
 
 from ..data.loader import resolve_shards
 from ..train.samples import generate
+from ..train.distributed import rank_world
+from .features import extractor_id
 from .metrics import extract, fid_kid, reference_features
 
 
 def generated_features(G, n: int, extractor, device, seed: int = 12345, batch_size: int = 100,
                        accelerator=None) -> torch.Tensor:
     """Features of n generated images, split across ranks, gathered."""
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    rank, world = rank_world(accelerator)
     share = len(range(rank, n, world))
     z = torch.randn(share, G.nz, 1, 1, generator=torch.Generator().manual_seed(seed + rank))
     batches = (generate(G, z[i:i + batch_size], batch_size) for i in range(0, share, batch_size))
@@ -31,6 +33,6 @@ def score(G, ref: str, split: str, n: int, extractor, device, metrics=("fid", "k
     real = reference_features(shards, cache_dir, split, n, extractor, device, batch_size, accelerator, log)
     fake = generated_features(G, n, extractor, device, seed, batch_size, accelerator)
     result = fid_kid(real, fake, metrics)
-    result["extractor"] = getattr(extractor, "extractor_id", type(extractor).__name__)
+    result["extractor"] = extractor_id(extractor)
     result["split"] = split
     return result

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import shutil
-import warnings
 
 import numpy as np
 import torch
@@ -178,7 +177,6 @@ def find_resumable(root: str, log=print):
         try:
             return path, verify(path)
         except UserError as err:
-            warnings.warn(f"passing over damaged checkpoint: {err}")
             log(f"facegan: warning: passing over damaged checkpoint: {err}")
     return None, None
 

@@ -37,6 +37,11 @@ def explain_collective_error(err: BaseException, rank: int, timeout_s: float):
     return None
 
 
+def rank_world(accelerator=None) -> tuple:
+    """(rank, number of processes) of an Accelerator, or (0, 1) without one."""
+    return (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+
+
 def agree_on_path(accelerator, path):
     """Rank 0's choice of a path (or None), on every rank: with run.resume=auto each rank would
     otherwise list the checkpoints itself, and a checkpoint landing between two listings would
