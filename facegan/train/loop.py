@@ -22,7 +22,7 @@ from .distributed import agree_on_path, init_process_group_for_restarts, shared_
 from .ema import make_ema
 from .samples import fixed_noise, generate, save_grid
 from .step import GANStep, to_unit_range
-from .tracking import MetricsLog, log_grid, peak_memory_mb, wandb_init_kwargs
+from .tracking import MetricsLog, log_grid, peak_memory_mb, start_trackers, tracker_setup
 
 GRID = 64  # images in each fixed-noise grid
 SYNC_EVERY = 10  # steps between the (cheap) cross-rank checks for a stop signal or a bad loss
@@ -128,11 +128,10 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     """
     device_kind = pick_device()
     precision = resolve_precision(cfg.train.mixed_precision, device_kind)
-    wandb_on = cfg.log.wandb != "off"
     collective_timeout = datetime.timedelta(seconds=cfg.dist.timeout_s)
     init_process_group_for_restarts(collective_timeout)  # before Accelerate starts its own
     accelerator = Accelerator(
-        cpu=device_kind == "cpu", mixed_precision=precision, log_with="wandb" if wandb_on else None,
+        cpu=device_kind == "cpu", mixed_precision=precision, **tracker_setup(cfg),
         # D sees real and fake as separate batches: DDP's in-place buffer broadcast between the
         # two forwards would break autograd, and BatchNorm statistics stay per rank as in DCGAN.
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False),
@@ -222,11 +221,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     else:
         set_seed(cfg.train.seed, device_specific=True)  # distinct noise and flips per rank
 
-    if wandb_on:
-        accelerator.init_trackers(cfg.log.project, config=to_dict(cfg),
-                                  init_kwargs=wandb_init_kwargs(cfg, wandb_id))
-        if accelerator.is_main_process:
-            wandb_id = accelerator.get_tracker("wandb", unwrap=True).id
+    wandb_id = start_trackers(accelerator, cfg, to_dict(cfg), wandb_id)
 
     beta = ema_beta(cfg.train.ema, cfg.train.batch_size)
     total_images = int(cfg.train.total_kimg * 1000)
