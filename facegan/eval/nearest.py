@@ -1,0 +1,173 @@
+"""Does a generator copy its training images? Nearest training neighbours of generated images, in
+Inception feature space and in pixel space, against the same distances of unseen (val) images.
+
+The test follows Meehan et al. 2020, "A Non-Parametric Test to Detect Data-Copying in Generative
+Models" (AISTATS): a generator that generalises sits no closer to its training set than held-out
+real images do; one that copies sits closer. Two numbers per space:
+
+- Z_U, their Mann-Whitney statistic over all images (they also split space into cells; we report
+  the global value): the rank-sum of generated-to-train nearest distances against val-to-train
+  ones, standardised. Z_U << 0: generated images are closer to training data than unseen real
+  images are (copying); Z_U >> 0: farther (the usual case for an undertrained GAN).
+- Per-image flags, to point at individual copies the global statistic averages away: a generated
+  image is flagged when its nearest training image is closer than the 1st percentile of
+  val-to-train nearest distances (closer than 99% of unseen real images get). A generator that
+  does not copy gets about 1% flagged by chance; "looks copied" is said when the flagged count
+  is improbable under that chance rate (one-sided binomial tail p < 0.001).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+QUANTILE = 0.01  # per-image flag: closer than this quantile of val-to-train distances
+P_COPIED = 1e-3  # binomial tail below which the flagged count is called copying
+THUMB = 32  # pixel-space side: images are area-downscaled to THUMB x THUMB, values in [0, 1]
+
+
+class FeaturesAndThumbnails(nn.Module):
+    """Wraps a feature extractor: each uint8 (N, 3, H, W) batch gives (N, F + 3 * size * size) floats,
+    the extractor's F features followed by an area-downscaled thumbnail in [0, 1]. One pass over the
+    images then serves both spaces, and the rows stay aligned through facegan.eval.metrics.extract
+    (which splits the work across processes and gathers it in order) and its caches."""
+
+    def __init__(self, extractor: nn.Module, size: int = THUMB):
+        super().__init__()
+        self.inner, self.size = extractor, size
+        self.dim = extractor.num_features
+        self.num_features = self.dim + 3 * size * size
+        self.extractor_id = f"{getattr(extractor, 'extractor_id', type(extractor).__name__)}+thumb{size}"
+
+    @torch.no_grad()
+    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        thumbs = F.interpolate(images_uint8.float() / 255.0, size=(self.size, self.size), mode="area")
+        return torch.cat([self.inner(images_uint8).float(), thumbs.flatten(1)], dim=1)
+
+    def split(self, rows: torch.Tensor):
+        """(features (N, F), thumbnails (N, 3, size, size)) of rows this module produced."""
+        return rows[:, :self.dim], rows[:, self.dim:].reshape(-1, 3, self.size, self.size)
+
+
+def nearest(queries: torch.Tensor, base: torch.Tensor, k: int = 1, chunk: int = 1024):
+    """(distances (Q, k), indices (Q, k)): the k nearest rows of base (B, D) to each query row (Q, D),
+    Euclidean, in float64, nearest first, computed in chunks of queries."""
+    base = base.double()
+    dist, idx = [], []
+    for i in range(0, queries.shape[0], chunk):
+        d = torch.cdist(queries[i:i + chunk].double(), base)
+        v, j = d.topk(min(k, base.shape[0]), dim=1, largest=False)
+        dist.append(v)
+        idx.append(j)
+    return torch.cat(dist), torch.cat(idx)
+
+
+def mann_whitney_z(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Standardised Mann-Whitney U of x against y: U counts pairs with x > y (ties half), so the
+    value is negative when x tends to be smaller (Meehan et al.'s Z_U with x = generated distances)."""
+    ys, xs = torch.sort(y.double()).values, x.double().contiguous()
+    below = torch.searchsorted(ys, xs, right=False).double()
+    at_or_below = torch.searchsorted(ys, xs, right=True).double()
+    u = float((below + 0.5 * (at_or_below - below)).sum())
+    m, n = x.numel(), y.numel()
+    return (u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12)
+
+
+def binomial_tail(count: int, n: int, p: float) -> float:
+    """P(X >= count) for X ~ Binomial(n, p)."""
+    if count <= 0:
+        return 1.0
+    ks = torch.arange(count, n + 1, dtype=torch.float64)
+    logp = (torch.lgamma(torch.tensor(n + 1.0, dtype=torch.float64)) - torch.lgamma(ks + 1) - torch.lgamma(n - ks + 1)
+            + ks * math.log(p) + (n - ks) * math.log1p(-p))
+    return float(torch.logsumexp(logp, 0).exp().clamp(max=1.0))
+
+
+@dataclass
+class SpaceCheck:
+    """The test in one space: distances, the threshold, flags and the verdict."""
+    space: str
+    gen_dist: torch.Tensor  # (G, k) nearest training distances of each generated image
+    gen_idx: torch.Tensor  # (G, k) their training indices
+    val_dist: torch.Tensor  # (V,) nearest training distance of each val image
+    threshold: float
+    flagged: torch.Tensor  # (G,) bool
+    z_u: float
+    p_value: float
+
+    @property
+    def copied(self) -> bool:
+        return self.p_value < P_COPIED
+
+    def summary(self) -> dict:
+        q = torch.tensor([0.01, 0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64)
+        pct = lambda d: {f"p{round(float(p) * 100)}": float(v) for p, v in zip(q, torch.quantile(d.double(), q))}  # noqa: E731
+        return {"generated_to_train": pct(self.gen_dist[:, 0]), "val_to_train": pct(self.val_dist),
+                "threshold": self.threshold, "flagged": int(self.flagged.sum()), "n_generated": len(self.flagged),
+                "flag_rate_by_chance": QUANTILE, "p_value": self.p_value, "z_u": self.z_u, "copied": self.copied,
+                "flagged_indices": self.flagged.nonzero().flatten().tolist()[:100]}
+
+
+def copy_check(gen: torch.Tensor, train: torch.Tensor, val: torch.Tensor, space: str, k: int = 3) -> SpaceCheck:
+    """Nearest-neighbour copy test of generated rows gen (G, D) against train (T, D), calibrated by
+    val (V, D), held-out real rows of the same distribution. Raises ValueError when a set is empty."""
+    if min(gen.shape[0], train.shape[0], val.shape[0]) == 0:
+        raise ValueError("the copy check needs generated, training and val samples")
+    gen_d, gen_i = nearest(gen, train, k)
+    val_d = nearest(val, train, 1)[0][:, 0]
+    threshold = float(torch.quantile(val_d, QUANTILE))
+    flagged = gen_d[:, 0] < threshold
+    return SpaceCheck(space, gen_d, gen_i, val_d, threshold, flagged, mann_whitney_z(gen_d[:, 0], val_d),
+                      binomial_tail(int(flagged.sum()), len(flagged), QUANTILE))
+
+
+def verdict(checks) -> str:
+    """One line: whether anything looks copied, with the threshold used."""
+    parts = []
+    for c in checks:
+        parts.append(f"{c.space}: {int(c.flagged.sum())}/{len(c.flagged)} flagged (nearest train distance < "
+                     f"{c.threshold:.4g}, the 1st percentile of val-to-train; ~{QUANTILE:.0%} by chance, "
+                     f"p = {c.p_value:.2g}), Z_U {c.z_u:+.1f}")
+    copied = [c.space for c in checks if c.copied]
+    head = (f"LOOKS COPIED in {' and '.join(copied)} space" if copied else "nothing looks copied")
+    return f"memorization: {head} ({'; '.join(parts)})"
+
+
+def figure(gen_thumbs, train_thumbs, checks, rows: int = 8, scale: int = 0):
+    """A PIL image: one row per generated image (those nearest to the training set in the first
+    space first), the generated thumbnail, then its nearest training thumbnails in each space.
+    Flagged generated images get a red frame."""
+    from PIL import Image, ImageDraw
+
+    first = checks[0]
+    ratio = first.gen_dist[:, 0] / max(first.threshold, 1e-12)
+    order = torch.argsort(ratio)[:rows].tolist()
+    s = gen_thumbs.shape[-1]
+    scale = scale or max(1, 64 // s)
+    cell, pad, gap, head = s * scale, 2, 10, 16
+    k = first.gen_idx.shape[1]
+    cols_x = [0]
+    for _ in checks:
+        cols_x += [cols_x[-1] + cell + pad + (gap if i == 0 else 0) for i in range(k)]
+    width = cols_x[-1] + cell + pad
+    canvas = Image.new("RGB", (width, head + len(order) * (cell + pad)), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((2, 2), "generated", fill="black")
+    for j, c in enumerate(checks):
+        draw.text((cols_x[1 + j * k] + 2, 2), f"nearest train ({c.space})", fill="black")
+
+    def tile(t):
+        arr = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
+
+    for r, g in enumerate(order):
+        y = head + r * (cell + pad)
+        canvas.paste(tile(gen_thumbs[g]), (0, y))
+        if any(bool(c.flagged[g]) for c in checks):
+            draw.rectangle([0, y, cell - 1, y + cell - 1], outline="red", width=2)
+        for j, c in enumerate(checks):
+            for i in range(k):
+                canvas.paste(tile(train_thumbs[int(c.gen_idx[g, i])]), (cols_x[1 + j * k + i], y))
+    return canvas
