@@ -148,9 +148,10 @@ def figure(gen_thumbs, train_thumbs, checks, rows: int = 8, scale: int = 0):
     scale = scale or max(1, 64 // s)
     cell, pad, gap, head = s * scale, 2, 10, 16
     k = first.gen_idx.shape[1]
-    cols_x = [0]
+    cols_x = [0]  # left edges: the generated column, then k neighbours per space after a gap
     for _ in checks:
-        cols_x += [cols_x[-1] + cell + pad + (gap if i == 0 else 0) for i in range(k)]
+        for i in range(k):
+            cols_x.append(cols_x[-1] + cell + pad + (gap if i == 0 else 0))
     width = cols_x[-1] + cell + pad
     canvas = Image.new("RGB", (width, head + len(order) * (cell + pad)), "white")
     draw = ImageDraw.Draw(canvas)
