@@ -133,7 +133,11 @@ def test_prdc_matches_the_reference_package():
 # ---- memorization --------------------------------------------------------------------------------
 
 def test_copy_check_flags_copies_and_not_fresh_samples(tmp_path):
-    from facegan.eval.nearest import copy_check, figure, verdict
+    from facegan.eval.nearest import beta_binomial_tail, copy_check, figure, verdict
+
+    stats = pytest.importorskip("scipy.stats")
+    for count, n, a, b in ((4, 40, 1, 40), (12, 1000, 10, 991), (0, 10, 1, 5)):
+        assert beta_binomial_tail(count, n, a, b) == pytest.approx(stats.betabinom.sf(count - 1, n, a, b), rel=1e-9)
 
     g = torch.Generator().manual_seed(2)
     train, val = torch.randn(400, 16, generator=g), torch.randn(200, 16, generator=g)
@@ -146,6 +150,10 @@ def test_copy_check_flags_copies_and_not_fresh_samples(tmp_path):
     assert torch.equal(copied.gen_idx[:15, 0], torch.arange(15))
     assert verdict([clean]).startswith("memorization: nothing looks copied")
     assert "LOOKS COPIED in features space" in verdict([clean, copied])
+    # a grey-blob generator: close to everything in L2, but no nearer one training image than others
+    blob = copy_check(train.mean(0, keepdim=True).repeat(200, 1) + 0.01 * torch.randn(200, 16, generator=g),
+                      train, val, "blob")
+    assert blob.z_u < -5 and not blob.copied
     thumbs = torch.rand(400, 3, 8, 8, generator=g)
     img = figure(thumbs[:200], thumbs, [copied], rows=4)
     assert img.size == (4 * 66 + 10, 16 + 4 * 66)  # 8 px thumbnails x 8 (+2 px), generated + 3 neighbours

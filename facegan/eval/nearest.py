@@ -8,12 +8,21 @@ real images do; one that copies sits closer. Two numbers per space:
 - Z_U, their Mann-Whitney statistic over all images (they also split space into cells; we report
   the global value): the rank-sum of generated-to-train nearest distances against val-to-train
   ones, standardised. Z_U << 0: generated images are closer to training data than unseen real
-  images are (copying); Z_U >> 0: farther (the usual case for an undertrained GAN).
-- Per-image flags, to point at individual copies the global statistic averages away: a generated
-  image is flagged when its nearest training image is closer than the 1st percentile of
-  val-to-train nearest distances (closer than 99% of unseen real images get). A generator that
-  does not copy gets about 1% flagged by chance; "looks copied" is said when the flagged count
-  is improbable under that chance rate (one-sided binomial tail p < 0.001).
+  images are; Z_U >> 0: farther (the usual case for an undertrained GAN).
+- Per-image flags, to point at individual copies the global statistic averages away. A raw
+  distance threshold misfires on blurry generators: an average-looking image is close to
+  everything in pixel space (the mean image minimises the expected L2 distance), so an untrained
+  generator's grey blobs sit nearer the training set than any real image. The flag therefore uses
+  the normalised distance of Carlini et al. 2023 ("Extracting Training Data from Diffusion
+  Models"): the distance to the nearest training image over the mean distance to the RATIO_M
+  nearest, about 1 for an image equidistant to many training images, near 0 for a copy of one.
+  A generated image is flagged when its ratio is below the j-th smallest of the V val images'
+  ratios, j = max(1, round(0.01 V)): the 1st percentile (more isolated-close than 99% of unseen
+  real images). If generated images behaved like unseen real ones (exchangeable with them), each
+  would fall below that order statistic with probability j / (V + 1), and the flagged count would
+  follow a beta-binomial law (the threshold is itself random); "looks copied" is said when the
+  count is improbable under it (one-sided tail p < 0.001). Exact at any V, so a few hundred val
+  images suffice.
 """
 
 import math
@@ -23,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-QUANTILE = 0.01  # per-image flag: closer than this quantile of val-to-train distances
+QUANTILE = 0.01  # per-image flag: a ratio below this quantile (an order statistic) of the val images' ratios
+RATIO_M = 5  # the ratio's denominator: mean distance to this many nearest training images
 P_COPIED = 1e-3  # binomial tail below which the flagged count is called copying
 THUMB = 32  # pixel-space side: images are area-downscaled to THUMB x THUMB, values in [0, 1]
 
@@ -75,13 +85,16 @@ def mann_whitney_z(x: torch.Tensor, y: torch.Tensor) -> float:
     return (u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12)
 
 
-def binomial_tail(count: int, n: int, p: float) -> float:
-    """P(X >= count) for X ~ Binomial(n, p)."""
+def beta_binomial_tail(count: int, n: int, a: float, b: float) -> float:
+    """P(X >= count) for X ~ BetaBinomial(n, a, b): X | p ~ Binomial(n, p), p ~ Beta(a, b)."""
     if count <= 0:
         return 1.0
+    if count > n:
+        return 0.0
+    lg = lambda x: torch.lgamma(torch.as_tensor(x, dtype=torch.float64))  # noqa: E731
     ks = torch.arange(count, n + 1, dtype=torch.float64)
-    logp = (torch.lgamma(torch.tensor(n + 1.0, dtype=torch.float64)) - torch.lgamma(ks + 1) - torch.lgamma(n - ks + 1)
-            + ks * math.log(p) + (n - ks) * math.log1p(-p))
+    logp = (lg(n + 1.0) - lg(ks + 1) - lg(n - ks + 1) + lg(ks + a) + lg(n - ks + b) - lg(n + a + b)
+            - lg(a) - lg(b) + lg(a + b))
     return float(torch.logsumexp(logp, 0).exp().clamp(max=1.0))
 
 
@@ -92,7 +105,10 @@ class SpaceCheck:
     gen_dist: torch.Tensor  # (G, k) nearest training distances of each generated image
     gen_idx: torch.Tensor  # (G, k) their training indices
     val_dist: torch.Tensor  # (V,) nearest training distance of each val image
-    threshold: float
+    gen_ratio: torch.Tensor  # (G,) nearest distance over the mean of the RATIO_M nearest
+    val_ratio: torch.Tensor  # (V,) the same for val images
+    threshold: float  # on the ratio: the j-th smallest of val_ratio, j = max(1, round(QUANTILE * V))
+    chance: float  # j / (V + 1): the flag rate of images that behave like unseen real ones
     flagged: torch.Tensor  # (G,) bool
     z_u: float
     p_value: float
@@ -105,8 +121,9 @@ class SpaceCheck:
         q = torch.tensor([0.01, 0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64)
         pct = lambda d: {f"p{round(float(p) * 100)}": float(v) for p, v in zip(q, torch.quantile(d.double(), q))}  # noqa: E731
         return {"generated_to_train": pct(self.gen_dist[:, 0]), "val_to_train": pct(self.val_dist),
-                "threshold": self.threshold, "flagged": int(self.flagged.sum()), "n_generated": len(self.flagged),
-                "flag_rate_by_chance": QUANTILE, "p_value": self.p_value, "z_u": self.z_u, "copied": self.copied,
+                "generated_ratio": pct(self.gen_ratio), "val_ratio": pct(self.val_ratio),
+                "ratio_threshold": self.threshold, "flagged": int(self.flagged.sum()), "n_generated": len(self.flagged),
+                "flag_rate_by_chance": self.chance, "p_value": self.p_value, "z_u": self.z_u, "copied": self.copied,
                 "flagged_indices": self.flagged.nonzero().flatten().tolist()[:100]}
 
 
@@ -115,35 +132,45 @@ def copy_check(gen: torch.Tensor, train: torch.Tensor, val: torch.Tensor, space:
     val (V, D), held-out real rows of the same distribution. Raises ValueError when a set is empty."""
     if min(gen.shape[0], train.shape[0], val.shape[0]) == 0:
         raise ValueError("the copy check needs generated, training and val samples")
-    gen_d, gen_i = nearest(gen, train, k)
-    val_d = nearest(val, train, 1)[0][:, 0]
-    threshold = float(torch.quantile(val_d, QUANTILE))
-    flagged = gen_d[:, 0] < threshold
-    return SpaceCheck(space, gen_d, gen_i, val_d, threshold, flagged, mann_whitney_z(gen_d[:, 0], val_d),
-                      binomial_tail(int(flagged.sum()), len(flagged), QUANTILE))
+    gen_d, gen_i = nearest(gen, train, max(k, RATIO_M))
+    val_d = nearest(val, train, RATIO_M)[0]
+    gen_r, val_r = nearness_ratio(gen_d), nearness_ratio(val_d)
+    v = len(val_r)
+    j = max(1, round(QUANTILE * v))
+    threshold = float(torch.sort(val_r).values[j - 1])
+    flagged = gen_r < threshold
+    return SpaceCheck(space, gen_d[:, :k], gen_i[:, :k], val_d[:, 0], gen_r, val_r, threshold, j / (v + 1), flagged,
+                      mann_whitney_z(gen_d[:, 0], val_d[:, 0]),
+                      beta_binomial_tail(int(flagged.sum()), len(flagged), j, v + 1 - j))
+
+
+def nearness_ratio(dist: torch.Tensor) -> torch.Tensor:
+    """(N,) d_1 / mean(d_1 .. d_m) of sorted nearest distances (N, m); 0 where all m are 0 (copies
+    of an image the training set holds several times)."""
+    mean = dist[:, :RATIO_M].mean(1)
+    return torch.where(mean > 0, dist[:, 0] / mean.clamp(min=1e-300), torch.zeros_like(mean))
 
 
 def verdict(checks) -> str:
     """One line: whether anything looks copied, with the threshold used."""
     parts = []
     for c in checks:
-        parts.append(f"{c.space}: {int(c.flagged.sum())}/{len(c.flagged)} flagged (nearest train distance < "
-                     f"{c.threshold:.4g}, the 1st percentile of val-to-train; ~{QUANTILE:.0%} by chance, "
-                     f"p = {c.p_value:.2g}), Z_U {c.z_u:+.1f}")
+        parts.append(f"{c.space}: {int(c.flagged.sum())}/{len(c.flagged)} flagged (nearest over mean of "
+                     f"{RATIO_M} nearest train distances < {c.threshold:.3g}, the 1st percentile of val's; "
+                     f"{c.chance:.1%} by chance, p = {c.p_value:.2g}), Z_U {c.z_u:+.1f}")
     copied = [c.space for c in checks if c.copied]
     head = (f"LOOKS COPIED in {' and '.join(copied)} space" if copied else "nothing looks copied")
     return f"memorization: {head} ({'; '.join(parts)})"
 
 
 def figure(gen_thumbs, train_thumbs, checks, rows: int = 8, scale: int = 0):
-    """A PIL image: one row per generated image (those nearest to the training set in the first
-    space first), the generated thumbnail, then its nearest training thumbnails in each space.
+    """A PIL image: one row per generated image (lowest nearness ratio in the first space first),
+    the generated thumbnail, then its nearest training thumbnails in each space.
     Flagged generated images get a red frame."""
     from PIL import Image, ImageDraw
 
     first = checks[0]
-    ratio = first.gen_dist[:, 0] / max(first.threshold, 1e-12)
-    order = torch.argsort(ratio)[:rows].tolist()
+    order = torch.argsort(first.gen_ratio)[:rows].tolist()
     s = gen_thumbs.shape[-1]
     scale = scale or max(1, 64 // s)
     cell, pad, gap, head = s * scale, 2, 10, 16
