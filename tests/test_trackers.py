@@ -1,11 +1,10 @@
-"""log.trackers: TensorBoard event files read back with TensorBoard's own reader, next to wandb."""
+"""log.trackers: TensorBoard event files read back with TensorBoard's own reader; the keys."""
 
 import glob
 import os
 
 import pytest
 
-from conftest import ROOT, run_cli
 from facegan.config import load_config
 from facegan.errors import UserError
 from facegan.train.tracking import flat_config, tracker_names
@@ -28,13 +27,15 @@ def test_tracker_keys_and_the_wandb_shorthand():
 
 
 @pytest.mark.slow
-def test_tensorboard_and_wandb_offline_write_scalars_and_images(cartoon_shards, tmp_path):
+def test_tensorboard_writes_scalars_and_images(cartoon_shards, tmp_path):
+    """TensorBoard alone; wandb offline through the same code is test_train.py's
+    test_wandb_offline_logs_metrics_and_images (log.wandb=offline, the shorthand)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={tmp_path}",
-                *TINY, "log.trackers=[tensorboard]", "log.wandb=offline",
-                env={"WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)})
-    assert r.returncode == 0, r.stderr[-2000:]
+    from facegan.train.loop import train
+
+    train(load_config(None, [f"data.shards={cartoon_shards}", f"run.dir={tmp_path}", *TINY,
+                             "log.trackers=[tensorboard]"]))  # in this process: no second torch start-up
     events = glob.glob(str(tmp_path / "tensorboard" / "facegan" / "events.out.tfevents.*"))
     assert events, os.listdir(tmp_path)
     acc = EventAccumulator(os.path.dirname(events[0]), size_guidance={"images": 0, "scalars": 0}).Reload()
@@ -45,6 +46,6 @@ def test_tensorboard_and_wandb_offline_write_scalars_and_images(cartoon_shards, 
     assert "samples" in tags["images"]
     img = acc.Images("samples")[-1]
     assert img.width == img.height == 8 * 34 + 2 and img.encoded_image_string[:4] == b"\x89PNG"
-    # wandb (the log.wandb shorthand) still writes its offline run beside it
-    runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
-    assert runs and glob.glob(os.path.join(runs[0], "files", "media", "images", "*.png"))
+    hparams = EventAccumulator(glob.glob(str(tmp_path / "tensorboard" / "facegan" / "*" / "events.*"))[0]).Reload()
+    assert hparams.summary_metadata  # the config went in as hyperparameters (flattened)
+    assert not os.path.exists(tmp_path / "wandb")
