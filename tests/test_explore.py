@@ -202,6 +202,10 @@ def test_nearest_on_image_sets_with_and_without_copies(cartoon_shards, tmp_path)
     pixel = copies["spaces"]["pixel 32px"]
     assert set(range(20)) <= set(pixel["flagged_indices"]) and pixel["generated_to_train"]["p5"] < 1e-4
     assert not clean["copied"] and "nothing looks copied" in clean["verdict"], clean["verdict"]
+    line = copies["distances"][1]  # half the set are copies: the generated p5 sits at ~0, val's does not
+    assert line.startswith("nearest training image, pixel 32px distance p5/p50/p95: generated ")
+    gen_p5, val_p5 = (float(part.split()[-1].split("/")[0]) for part in line.split(": ")[1].split(", "))
+    assert gen_p5 < 1e-3 < 1 < val_p5, line
     assert clean["n_train"] == 576 and clean["n_val"] == 40 and clean["_fake"].shape == (40, 192)
     assert Image.open(tmp_path / "copies.png").size[1] == 16 + 8 * 66
     json.dumps({k: v for k, v in copies.items() if not k.startswith("_")})  # the JSON result

@@ -109,6 +109,8 @@ def main(argv=None):
         print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
               f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
         if nearest:
+            for line in nearest["distances"]:
+                print(f"facegan-eval: {line}")
             print(f"facegan-eval: {nearest['verdict']}")
             print(f"facegan-eval: wrote generated images beside their nearest training images to {nearest['png']}")
         if args.json:

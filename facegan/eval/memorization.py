@@ -8,7 +8,7 @@ import os
 
 from ..errors import UserError
 from ..io import atomic_path
-from .nearest import FeaturesAndThumbnails, copy_check, figure, verdict
+from .nearest import FeaturesAndThumbnails, copy_check, distance_lines, figure, verdict
 
 
 def run_nearest(args, source, ref, extractor, acc, log=None) -> dict:
@@ -37,7 +37,7 @@ def run_nearest(args, source, ref, extractor, acc, log=None) -> dict:
     (gen_f, gen_t), (val_f, val_t), (train_f, train_t) = (wrapped.split(x) for x in (gen, val, train))
     checks = [copy_check(gen_f, train_f, val_f, "Inception"),
               copy_check(gen_t.flatten(1), train_t.flatten(1), val_t.flatten(1), f"pixel {wrapped.size}px")]
-    out = {"verdict": verdict(checks), "png": args.nearest, "n_train": len(train), "n_val": len(val),
+    out = {"verdict": verdict(checks), "distances": distance_lines(checks), "png": args.nearest, "n_train": len(train), "n_val": len(val),
            "n_generated": len(gen), "copied": any(c.copied for c in checks),
            "spaces": {c.space: c.summary() for c in checks}}
     if acc.is_main_process:

@@ -151,6 +151,17 @@ def nearness_ratio(dist: torch.Tensor) -> torch.Tensor:
     return torch.where(mean > 0, dist[:, 0] / mean.clamp(min=1e-300), torch.zeros_like(mean))
 
 
+def distance_lines(checks) -> list:
+    """One line per space: percentiles of generated-to-train against val-to-train nearest distances."""
+    lines = []
+    for c in checks:
+        q = torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64)
+        g, v = (torch.quantile(d.double(), q).tolist() for d in (c.gen_dist[:, 0], c.val_dist))
+        lines.append(f"nearest training image, {c.space} distance p5/p50/p95: generated "
+                     f"{g[0]:.4g}/{g[1]:.4g}/{g[2]:.4g}, val {v[0]:.4g}/{v[1]:.4g}/{v[2]:.4g}")
+    return lines
+
+
 def verdict(checks) -> str:
     """One line: whether anything looks copied, with the threshold used."""
     parts = []
