@@ -66,6 +66,8 @@ def main(argv=None):
         raise UserError(f"--metrics {args.metrics}: choose from {', '.join(METRICS)}")
     if args.n < 2:
         raise UserError(f"--n {args.n}: need at least 2 images")
+    if args.nearest_train < 0:
+        raise UserError(f"--nearest-train {args.nearest_train}: must be positive (0: the whole train split)")
     from accelerate import Accelerator
 
     from ..eval.features import InceptionFeatures
