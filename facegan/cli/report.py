@@ -1,4 +1,4 @@
-"""facegan-report: loss curves, a progress GIF, FID over kimg and an HTML page for a run.
+"""facegan-report: loss curves, a progress GIF (and MP4), FID over kimg and an HTML page for a run.
 
 A training writes its report itself when it ends; while it runs, its run directory is locked
 and this command says who holds it."""
@@ -14,15 +14,22 @@ from ..errors import UserError, cli_entry
 def main(argv=None):
     p = argparse.ArgumentParser(prog="facegan-report", description=__doc__)
     p.add_argument("run_dir", help="a training run directory (runs/NAME)")
+    p.add_argument("--mp4", action=argparse.BooleanOptionalAction, default=None,
+                   help="also write progress.mp4, H.264 (default: when imageio-ffmpeg is installed)")
     args = p.parse_args(argv)
     if not os.path.isfile(os.path.join(args.run_dir, "metrics.jsonl")):
         raise UserError(f"{args.run_dir}: not a run directory (no metrics.jsonl)")
     from ..eval.report import write_report
     from ..io import DirLock
 
+    if args.mp4:
+        from ..eval.video import HINT, available
+
+        if not available():
+            raise UserError(f"--mp4 needs imageio-ffmpeg; {HINT}")
     with DirLock(args.run_dir, "run directory"):  # not while a training writes into it
-        out = write_report(args.run_dir)
-    for key in ("losses", "fid", "progress", "html"):
+        out = write_report(args.run_dir, args.mp4)
+    for key in ("losses", "fid", "progress", "progress_mp4", "html"):
         if key in out:
             print(f"facegan-report: {key}: {out[key]}")
     return 0

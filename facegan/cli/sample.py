@@ -15,11 +15,13 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   facegan-sample runs/demo --n 64 --out grid.png
   facegan-sample runs/demo/checkpoints/step-00003907 --n 500 --outdir faces/
-  facegan-sample generator.safetensors --interpolate 24 --n 4 --out walk.gif
+  facegan-sample generator.safetensors --interpolate 24 --n 4 --out walk.gif   (or walk.mp4: H.264)
+  facegan-sample runs/demo --n 16 --truncation 0.7 --out typical.png
+  facegan-sample runs/demo --n 16 --truncation-row 1,0.8,0.6,0.4 --out row.png
 """)
     p.add_argument("source", help="checkpoint dir, run dir (newest checkpoint) or exported .safetensors")
     p.add_argument("--n", type=int, default=64, help="images (with --interpolate: seeds to walk through)")
-    p.add_argument("--out", help="grid image (.png/.jpg), or .gif/.png for --interpolate")
+    p.add_argument("--out", help="grid image (.png/.jpg), or .gif/.mp4/.png for --interpolate")
     p.add_argument("--outdir", help="write one PNG per image here instead of a grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
@@ -28,6 +30,12 @@ def build_parser():
     p.add_argument("--nrow", type=int, default=0, help="grid columns (default: square)")
     p.add_argument("--interpolate", type=int, default=0, metavar="K",
                    help="K frames between consecutive seeds (spherical interpolation)")
+    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="truncation in z: each code z ~ N(0, I) is scaled by PSI in (0, 1] toward 0, the mean "
+                        "of its prior (StyleGAN's truncation trick applied in z: a DCGAN has no mapping "
+                        "network). Smaller PSI: more typical faces, less variety; 1 (default): plain sampling")
+    p.add_argument("--truncation-row", metavar="PSI,PSI,...",
+                   help="write one grid of --n images per PSI, side by side, same seeds (e.g. 1,0.8,0.6,0.4)")
     return p
 
 
@@ -38,28 +46,29 @@ def main(argv=None):
         raise UserError("give --out FILE or --outdir DIR")
     if args.n < 1:
         raise UserError(f"--n {args.n}: must be at least 1")
-    from ..eval.generator_io import load_generator, slerp
+    if not 0 < args.truncation <= 1:
+        raise UserError(f"--truncation {args.truncation}: must be in (0, 1]")
+    from ..eval import explore
+    from ..eval.generator_io import load_generator
+    from ..latents import latents
     from ..train.samples import generate, save_grid
 
+    psis = explore.parse_psis(args.truncation_row) if args.truncation_row else None
     g, info = load_generator(args.source, raw=args.raw, device=args.device)
     nz = info["architecture"]["nz"]
-    gen = torch.Generator().manual_seed(args.seed)
+    if psis:
+        if not args.out:
+            raise UserError("--truncation-row writes --out row.png")
+        explore.save_image(explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow), args.out)
+        print(f"facegan-sample: wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
+        return 0
     if args.interpolate:
         if not args.out:
-            raise UserError("--interpolate writes --out walk.gif (or a .png strip)")
-        keys = torch.randn(max(args.n, 2), nz, generator=gen)
-        frames = [slerp(keys[i], keys[i + 1], t / args.interpolate)
-                  for i in range(len(keys) - 1) for t in range(args.interpolate)] + [keys[-1]]
-        images = generate(g, torch.stack(frames)[:, :, None, None], args.batch_size)
-        pics = [Image.fromarray(im.permute(1, 2, 0).numpy()) for im in images]
-        if args.out.lower().endswith(".gif"):
-            pics[0].save(args.out, save_all=True, append_images=pics[1:], duration=80, loop=0)
-        else:
-            save_grid(images, args.out, nrow=len(images))
-        print(f"facegan-sample: wrote {len(pics)} interpolation frames to {args.out}")
+            raise UserError("--interpolate writes --out walk.gif (or walk.mp4, or a .png strip)")
+        frames = explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size)
+        print(f"facegan-sample: wrote {explore.write_walk(frames, args.out)} to {args.out}")
         return 0
-    z = torch.randn(args.n, nz, 1, 1, generator=gen)
-    images = generate(g, z, args.batch_size)
+    images = generate(g, latents(args.n, nz, args.seed, args.truncation), args.batch_size)
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
         for i, im in enumerate(images):

@@ -117,7 +117,8 @@ def small_n_warning(n_real: int, n_fake: int, dim: int = 2048):
 
 
 def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_subset: int = 1000) -> dict:
-    """Scores from torchmetrics, fed precomputed features through a passthrough extractor."""
+    """Scores from torchmetrics, fed precomputed features through a passthrough extractor; with
+    "prdc" in metrics also precision, recall, density and coverage (k = 5, facegan.eval.prdc)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -139,4 +140,10 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_
         kid.update(fake.double(), real=False)
         mean, std = kid.compute()
         out["kid"], out["kid_std"] = float(mean), float(std)
+    if "prdc" in metrics:
+        from .prdc import K, prdc
+
+        if min(real.shape[0], fake.shape[0]) <= K:
+            raise UserError(f"precision/recall/density/coverage need more than {K} real and {K} generated images")
+        out.update(prdc(real, fake, K))
     return out

@@ -1,4 +1,5 @@
-"""Training report: loss curves, a progress GIF of the sample grids, FID over kimg, one HTML page."""
+"""Training report: loss curves, a progress GIF (and H.264 MP4 when imageio-ffmpeg is installed) of
+the sample grids, FID over kimg, one HTML page."""
 
 import html
 import os
@@ -8,6 +9,7 @@ from PIL import Image
 from ..io import atomic_path, write_text_atomic
 from ..train.samples import list_fakes
 from ..train.tracking import read_metrics
+from .video import available as video_available
 
 
 def _plot(rows, series, path, title, ylabel):
@@ -33,11 +35,12 @@ def _plot(rows, series, path, title, ylabel):
     plt.close(fig)
 
 
-def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int = 512) -> int:
-    """The fixed-noise grids in order, as an animated GIF (the last frame held longer)."""
+def _progress_frames(samples_dir: str, max_frames: int, size: int) -> list:
+    """The fixed-noise grids in order (at most max_frames, the newest always), as RGB PIL images
+    no larger than size."""
     grids = list_fakes(samples_dir)
     if not grids:
-        return 0
+        return []
     step = max(1, -(-len(grids) // max_frames))
     picked = grids[::step]
     if picked[-1] != grids[-1]:
@@ -48,15 +51,41 @@ def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int =
             im = im.convert("RGB")
             if max(im.size) > size:
                 im = im.resize((size, size * im.height // im.width), Image.Resampling.LANCZOS)
-            frames.append(im.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
+            frames.append(im)
+    return frames
+
+
+def progress_gif(samples_dir: str, path: str, max_frames: int = 100, size: int = 512) -> int:
+    """The fixed-noise grids in order, as an animated GIF (the last frame held longer)."""
+    frames = [im.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+              for im in _progress_frames(samples_dir, max_frames, size)]
+    if not frames:
+        return 0
     durations = [150] * (len(frames) - 1) + [1500]
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return len(frames)
 
 
-def write_report(run_dir: str) -> dict:
-    """Write losses.png, d_outputs.png, fid.png (when FID was logged), progress.gif, report.html."""
+def progress_mp4(samples_dir: str, path: str, max_frames: int = 300, size: int = 1024, fps: float = 8.0) -> int:
+    """The fixed-noise grids in order as H.264 (facegan.eval.video), the last one held for 1.5 s.
+    Returns the number of grids shown (0: none, nothing written)."""
+    import numpy as np
+
+    from .video import write_mp4
+
+    frames = _progress_frames(samples_dir, max_frames, size)
+    if not frames:
+        return 0
+    arrays = [np.asarray(im) for im in frames]
+    arrays += [arrays[-1]] * int(round(1.5 * fps))
+    write_mp4(iter(arrays), path, fps=fps)
+    return len(frames)
+
+
+def write_report(run_dir: str, mp4=None) -> dict:
+    """Write losses.png, d_outputs.png, fid.png (when FID was logged), progress.gif, report.html, and
+    progress.mp4 when mp4 is True, or when it is None and imageio-ffmpeg is installed."""
     rows = [r for r in read_metrics(os.path.join(run_dir, "metrics.jsonl")) if "kimg" in r]
     out = {}
     train_rows = [r for r in rows if "loss_D" in r]
@@ -72,6 +101,9 @@ def write_report(run_dir: str) -> dict:
     samples = os.path.join(run_dir, "samples")
     if os.path.isdir(samples) and progress_gif(samples, os.path.join(run_dir, "progress.gif")):
         out["progress"] = os.path.join(run_dir, "progress.gif")
+        if mp4 if mp4 is not None else video_available():
+            out["progress_mp4"] = os.path.join(run_dir, "progress.mp4")
+            progress_mp4(samples, out["progress_mp4"])
     grids = list_fakes(samples)
     out["html"] = os.path.join(run_dir, "report.html")
     _write_html(run_dir, out, train_rows, fid_rows, grids)
@@ -97,6 +129,8 @@ def _write_html(run_dir, out, train_rows, fid_rows, grids):
                          ("fid", "FID")):
         if key in out:
             imgs.append(f'<figure><img src="{rel(out[key])}"><figcaption>{caption}</figcaption></figure>')
+        if key == "progress" and "progress_mp4" in out:
+            imgs.append(f'<p><a href="{rel(out["progress_mp4"])}">The same as H.264 video (progress.mp4)</a></p>')
     if grids:
         imgs.append(f'<figure><img src="samples/{html.escape(grids[-1])}"><figcaption>Newest samples '
                     f'({html.escape(grids[-1])})</figcaption></figure>')

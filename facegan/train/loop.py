@@ -29,7 +29,7 @@ from .runtime import (Runtime, StopSignal, cpu_threads_note, lock_run_dir, pick_
 from .samples import SampleWriter
 from .status import StatusMeter
 from .step import GANStep, to_unit_range
-from .tracking import MetricsLog, wandb_init_kwargs
+from .tracking import MetricsLog, start_trackers
 
 SYNC_EVERY = 10  # steps between the (cheap) cross-rank checks for a stop signal or a bad loss
 
@@ -216,10 +216,8 @@ def _start_rng(cfg, rt: Runtime, path, state, step: int) -> None:
 
 
 def _start_trackers(cfg, rt: Runtime, wandb_id):
-    if cfg.log.wandb == "off":
-        return wandb_id
-    rt.accelerator.init_trackers(cfg.log.project, config=to_dict(cfg), init_kwargs=wandb_init_kwargs(cfg, wandb_id))
-    return rt.accelerator.get_tracker("wandb", unwrap=True).id if rt.is_main else wandb_id
+    """wandb / TensorBoard through Accelerate (log.trackers); the wandb run id to keep (resumes)."""
+    return start_trackers(rt.accelerator, cfg, to_dict(cfg), wandb_id)
 
 
 def crossed(interval_kimg: float, before: int, after: int) -> bool:

@@ -15,6 +15,7 @@ from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwar
 
 from ..errors import UserError
 from ..io import DirLock
+from .tracking import tracker_setup
 from .distributed import agree_on_path, init_process_group_for_restarts, shared_store_note
 
 
@@ -123,7 +124,7 @@ def setup_runtime(cfg) -> Runtime:
     timeout = datetime.timedelta(seconds=cfg.dist.timeout_s)
     init_process_group_for_restarts(timeout)  # before Accelerate starts its own
     accelerator = Accelerator(
-        cpu=kind == "cpu", mixed_precision=precision, log_with="wandb" if cfg.log.wandb != "off" else None,
+        cpu=kind == "cpu", mixed_precision=precision, **tracker_setup(cfg),
         # D sees real and fake as separate batches: DDP's in-place buffer broadcast between the
         # two forwards would break autograd, and BatchNorm statistics stay per rank as in DCGAN.
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False),

@@ -1,4 +1,8 @@
-"""metrics.jsonl on the main process, plus Accelerate's trackers (wandb) when enabled."""
+"""metrics.jsonl on the main process, plus Accelerate's trackers (wandb, TensorBoard) when enabled.
+
+The trackers are Accelerate's own (Accelerator(log_with=...), accelerator.log): the trainer logs each
+metrics.jsonl record through accelerator.log and each sample grid through log_grid, and Accelerate
+sends them to every tracker on the main process only."""
 
 import json
 import os
@@ -67,17 +71,78 @@ def read_metrics(path: str) -> list:
     return rows
 
 
-def wandb_init_kwargs(cfg, run_id):
-    kwargs = {"mode": cfg.log.wandb, "dir": cfg.run.dir, "resume": "allow"}
-    if cfg.log.name:
-        kwargs["name"] = cfg.log.name
-    if run_id:
-        kwargs["id"] = run_id
-    return {"wandb": kwargs}
+TRACKERS = ("wandb", "tensorboard")  # the values log.trackers takes
+TENSORBOARD_DIR = "tensorboard"  # under the run directory: runs/NAME/tensorboard/<log.project>/
+
+
+def tracker_names(log_cfg) -> list:
+    """The trackers a run logs to: log.trackers, plus wandb when log.wandb is not off (the shorthand
+    kept from before log.trackers existed). Order kept, duplicates dropped; [] means none."""
+    names = list(dict.fromkeys(log_cfg.trackers))
+    if log_cfg.wandb != "off" and "wandb" not in names:
+        names.insert(0, "wandb")
+    return names
+
+
+def tracker_setup(cfg) -> dict:
+    """Keyword arguments for Accelerator(): log_with and, for TensorBoard, where its event files go."""
+    names = tracker_names(cfg.log)
+    if not names:
+        return {"log_with": None}
+    from accelerate.utils import ProjectConfiguration
+
+    return {"log_with": names, "project_config": ProjectConfiguration(
+        project_dir=cfg.run.dir, logging_dir=os.path.join(cfg.run.dir, TENSORBOARD_DIR))}
+
+
+def start_trackers(accelerator, cfg, config_dict: dict, wandb_id=None):
+    """init_trackers for every tracker in tracker_setup; returns the wandb run id (main process) or
+    wandb_id. wandb gets the nested config; TensorBoard's hparams take only scalars, so it gets the
+    config flattened to dotted keys (lists as text)."""
+    names = tracker_names(cfg.log)
+    if not names:
+        return wandb_id
+    kwargs = {}
+    if "wandb" in names:
+        kw = {"dir": cfg.run.dir, "resume": "allow"}
+        if cfg.log.wandb != "off":  # log.trackers=[wandb] alone: wandb's own default (WANDB_MODE, login)
+            kw["mode"] = cfg.log.wandb
+        if cfg.log.name:
+            kw["name"] = cfg.log.name
+        if wandb_id:
+            kw["id"] = wandb_id
+        kwargs["wandb"] = kw
+    accelerator.init_trackers(cfg.log.project, config=None, init_kwargs=kwargs)
+    if not accelerator.is_main_process:
+        return wandb_id
+    for tracker in accelerator.trackers:
+        if tracker.name == "wandb":
+            tracker.store_init_configuration(config_dict)
+            wandb_id = accelerator.get_tracker("wandb", unwrap=True).id
+        elif tracker.name == "tensorboard":
+            tracker.store_init_configuration(flat_config(config_dict))
+    return wandb_id
+
+
+def flat_config(d: dict, prefix: str = "") -> dict:
+    """{'train': {'lr_g': 2e-4, 'betas': [0.5, 0.999]}} -> {'train.lr_g': 2e-4, 'train.betas': '[0.5, 0.999]'};
+    None becomes 'none' (TensorBoard's hparams take bool, int, float and str only)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_config(v, f"{prefix}{k}."))
+        elif isinstance(v, (bool, int, float, str)):
+            out[f"{prefix}{k}"] = v
+        else:
+            out[f"{prefix}{k}"] = "none" if v is None else str(v)
+    return out
 
 
 def log_grid(accelerator, grid_uint8: torch.Tensor, step: int, name: str = "samples") -> None:
-    """Send a uint8 grid to the trackers that take images (wandb)."""
+    """Send a (3, H, W) uint8 grid to the trackers that take images (wandb, TensorBoard)."""
     for tracker in accelerator.trackers:
         if tracker.name == "wandb":
             tracker.log_images({name: [grid_uint8.permute(1, 2, 0).numpy()]}, step=step)
+        elif tracker.name == "tensorboard":
+            tracker.log_images({name: grid_uint8[None].numpy()}, step=step)  # NCHW uint8
+            tracker.writer.flush()  # a grid shows up now, not at the writer's next timed flush

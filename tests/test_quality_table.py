@@ -1,0 +1,58 @@
+"""bench/quality.py's table over several seeds: means, spreads, and differences called real only
+beyond the spread (the runs themselves take tens of minutes; this checks the bookkeeping)."""
+
+import importlib.util
+import os
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def quality():
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "bench"))  # quality.py imports its sibling common.py
+    spec = importlib.util.spec_from_file_location("quality", os.path.join(ROOT, "bench", "quality.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run(seed, fid, precision=0.5, recall=0.4):
+    return {"seed": seed, "fid": fid, "kid": fid / 1000, "kid_std": 0.0, "precision": precision, "recall": recall,
+            "density": 0.8, "coverage": 0.6, "train_wall_s": 100.0, "img_per_s": 900.0, "score_s": 50.0}
+
+
+def row(what, *runs, quality):
+    r = {"what": what, "overrides": [], "runs": list(runs)}
+    r.update(quality.aggregate(r["runs"]))
+    return r
+
+
+def test_mean_std_and_real_differences(quality):
+    best = row("b", run(0, 100.0), run(1, 104.0), run(2, 102.0), quality=quality)
+    assert best["fid"] == pytest.approx(102.0) and best["fid_std"] == pytest.approx(2.0)
+    assert best["seeds"] == [0, 1, 2] and best["precision_std"] == 0.0
+    close = row("c", run(0, 103.0), run(1, 107.0), run(2, 105.0), quality=quality)  # +3, spread 4
+    far = row("f", run(0, 120.0), run(1, 124.0), run(2, 122.0), quality=quality)  # +20, spread 4
+    single = row("s", run(0, 150.0), quality=quality)
+    assert quality.versus(best, best) == "best"
+    assert quality.versus(close, best) == "+3.0 (within spread 4.0)"
+    assert quality.versus(far, best) == "+20.0 (real)"
+    assert "1 seed" in quality.versus(single, best)
+    table = quality.markdown({"machine": {"device": "cpu", "cpu": "x", "cores": 2}, "kimg": 100, "n": 1000,
+                              "data": "d", "seed": 0,
+                              "variants": {"classic": single, "best": best, "close": close, "far": far}})
+    lines = {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "102.00 ± 2.00 | best" in lines["best"] and "0.500 ± 0.000" in lines["best"]
+    assert "(within spread" in lines["close"] and "(real)" in lines["far"]
+
+
+def test_rows_of_a_single_seed_table_upgrade(quality):
+    old = {"classic": {"what": "w", "overrides": [], "fid": 228.1, "kid": 0.2, "kid_std": 0.0,
+                       "train_wall_s": 112.9, "img_per_s": 806.7, "score_s": 120.2, "n_real": 1000, "n_fake": 1000}}
+    rows = quality.upgrade(old, seed=0)
+    assert rows["classic"]["runs"][0]["seed"] == 0 and rows["classic"]["runs"][0]["fid"] == 228.1
+    assert rows["classic"]["fid"] == 228.1 and "fid_std" not in rows["classic"]
