@@ -16,7 +16,7 @@ from common import make_jpeg_folder, report
 import facegan.data.loader as facegan_loader
 
 from facegan.data.loader import resolve_shards, train_loader
-from facegan.data.shard import PackOptions, pack
+from facegan.data.packer import PackOptions, pack
 from facegan.data.sources import open_source
 
 

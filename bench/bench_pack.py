@@ -14,7 +14,7 @@ import time
 
 from common import make_jpeg_folder, report
 
-from facegan.data.shard import PackOptions, pack
+from facegan.data.packer import PackOptions, pack
 from facegan.data.sources import open_source
 
 

@@ -20,7 +20,7 @@ from common import make_jpeg_folder, report
 
 from facegan.config import load_config
 from facegan.data.loader import resolve_shards, train_loader
-from facegan.data.shard import PackOptions, pack
+from facegan.data.packer import PackOptions, pack
 from facegan.data.sources import open_source
 from facegan.models import build_models
 

@@ -138,7 +138,7 @@ def read_manifest(out):
 def cartoon_shards(tmp_path_factory):
     """A small synthetic dataset at 32x32 shared by loader and trainer tests."""
     out = str(tmp_path_factory.mktemp("cartoon32"))
-    from facegan.data.shard import PackOptions, pack
+    from facegan.data.packer import PackOptions, pack
     from facegan.data.sources import open_source
 
     pack(open_source("synthetic:cartoon", limit=640), out,

@@ -100,7 +100,7 @@ def test_bad_sources_exit_2(tiny_run, tmp_path, cartoon_shards, case):
                   metadata={"architecture": json.dumps({"arch": "stylegan2"})})
         r = tool("sample", str(tmp_path / "g.safetensors"), "--out", str(tmp_path / "o.png"))
     else:
-        from facegan.data.shard import PackOptions, pack
+        from facegan.data.packer import PackOptions, pack
         from facegan.data.sources import open_source
 
         ref = str(tmp_path / "ref16")

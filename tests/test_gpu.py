@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_celeba64_model_trains_in_mixed_precision(tmp_path, precision):
-    from facegan.data.shard import PackOptions, pack
+    from facegan.data.packer import PackOptions, pack
     from facegan.data.sources import open_source
 
     shards = str(tmp_path / "shards")

@@ -148,7 +148,7 @@ def test_files_that_cannot_be_read_are_named(packed):
 
 def test_an_unreadable_file_is_skipped(tmp_path, monkeypatch):
     from facegan.data import intake
-    from facegan.data.shard import PackOptions, pack
+    from facegan.data.packer import PackOptions, pack
     from facegan.data.sources import open_source
 
     src = tmp_path / "src"

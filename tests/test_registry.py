@@ -92,7 +92,7 @@ def test_first_format_checkpoint_resumes(cartoon_shards, tmp_path):
     import shutil
     shutil.copytree(os.path.join(FIXTURES, "checkpoint"), tmp_path / "ck")
     s16 = str(tmp_path / "s16")
-    from facegan.data.shard import PackOptions, pack
+    from facegan.data.packer import PackOptions, pack
     from facegan.data.sources import open_source
 
     pack(open_source("synthetic:cartoon", limit=64), s16, PackOptions(size=16, val_fraction=0, workers=1),
@@ -113,3 +113,24 @@ def test_shape_contracts_are_checked_at_the_models_entry():
         G(torch.randn(2, 15, 1, 1))
     with pytest.raises(ValueError, match="Discriminator input"):
         D(torch.randn(2, 3, 64, 64))
+
+
+def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    run = tmp_path / "never"
+    r = subprocess.run([sys.executable, "-m", "facegan.cli.train", "--config", "configs/demo.yaml", "--dry-run",
+                        f"run.dir={run}", "train.lr_g=1e-3", "log.wandb=off"],
+                       capture_output=True, text=True, cwd=os.path.abspath(os.path.join(FIXTURES, "..", "..", "..")),
+                       env=dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(FIXTURES, "..", "..", ".."))))
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load(r.stdout)
+    assert cfg["train"]["lr_g"] == 1e-3 and cfg["run"]["dir"] == str(run) and cfg["log"]["wandb"] == "off"
+    assert not run.exists()
+    bad = subprocess.run([sys.executable, "-m", "facegan.cli.train", "--dry-run", "train.lr_g=abc"],
+                         capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(FIXTURES, "..", "..", ".."))))
+    assert bad.returncode == 2 and "train.lr_g" in bad.stderr

@@ -163,7 +163,7 @@ def test_every_recipe_loads():
 
 def test_demo_config_runs_a_few_steps(tmp_path):
     shards = str(tmp_path / "cartoon")
-    from facegan.data.shard import PackOptions, pack
+    from facegan.data.packer import PackOptions, pack
     from facegan.data.sources import open_source
 
     size = load_config(os.path.join(ROOT, "configs", "demo.yaml")).model.resolution

@@ -111,6 +111,8 @@ def test_kill9_releases_the_lock_and_resume_reads_as_one_run(cartoon_shards, tmp
     resumed = [row for row in rows if row["step"] > state["step"]]
     assert resumed[0]["data_read"] > state["data_read"] > 0
     assert all(b["data_read"] >= a["data_read"] and b["wall_s"] >= a["wall_s"] for a, b in zip(rows, rows[1:]))
+    log = open(os.path.join(run, "log.txt")).read()  # both attempts, as their terminals saw them
+    assert log.count("==> ") == 2 and "resumed from" in log and log.count("facegan: device") == 2
 
 
 def test_two_packers_on_one_out_the_second_refused(tmp_path):
@@ -186,7 +188,7 @@ class FirstPixels(torch.nn.Module):
 
 
 def pack_dir(out, seed, n=40, overwrite=False):
-    from facegan.data.shard import PackOptions, pack
+    from facegan.data.packer import PackOptions, pack
     from facegan.data.sources import open_source
 
     pack(open_source("synthetic:cartoon", seed=seed, limit=n), out,

@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..data.intake import Limits
-from ..data.shard import PackOptions, pack, skip_counts
+from ..data.packer import PackOptions, pack, skip_counts
 from ..data.sources import open_source
 from ..errors import UserError, cli_entry
 

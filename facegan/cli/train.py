@@ -19,6 +19,8 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML recipe (configs/*.yaml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config (recipe + overrides, checked) as YAML and exit")
     return p
 
 
@@ -28,6 +30,13 @@ def main(argv=None):
     from ..config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    if args.dry_run:
+        import yaml
+
+        from ..config import to_dict
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
     from ..train.distributed import explain_collective_error
     from ..train.loop import NonFiniteLoss, train
 

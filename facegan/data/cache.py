@@ -7,26 +7,26 @@ batch index, so a resumed run sees the batches an uninterrupted one would.
 
 import torch
 
-from .health import Counts, Tracker
+from ..errors import UserError
 from .decode import decoded_batch
-from .loader import ShardSet, TrainStream, _decode
+from .health import Counts, Tracker
+from .loader import pass_seed, rank_images, rank_share
+from .shardset import ShardSet
+from .shard_reader import STALL_S
 
 
 class DeviceCache:
+    """Iterates forever over uint8 (batch_size, 3, H, W) batches on `device`. UserError when this
+    rank's share holds fewer than one batch."""
+
     def __init__(self, shards: ShardSet, batch_size: int, rank: int, world: int, seed: int,
-                 start_batch: int, device, max_bad_fraction: float = 0.01, stall_s: float = 120.0):
-        stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed, stall_s=stall_s)
-        assigned = stream._assignment(rank, world)
-        images = []
+                 start_batch: int, device, max_bad_fraction: float = 0.01, stall_s: float = STALL_S):
         self.counts = Counts(1)
-        share = sum(c for _, c, _, _ in assigned) if shards.counts else None
-        tracker = Tracker(max_bad_fraction, share=share, counts=self.counts)
-        for sample in stream._pass_samples(assigned, rank, 0, tracker):
-            img = _decode(sample, shards.resolution, tracker)
-            if img is not None:
-                images.append(img)
+        tracker = Tracker(max_bad_fraction, share=rank_share(shards, rank, world), counts=self.counts)
+        images = rank_images(shards, rank, world, seed, tracker, stall_s)
         if len(images) < batch_size:
-            raise RuntimeError(f"rank {rank}: {len(images)} images cached, fewer than one batch of {batch_size}")
+            raise UserError(f"data.device_cache: rank {rank} holds {len(images)} images, fewer than one batch "
+                            f"of {batch_size} (train.batch_size split over {world} processes)")
         self.images = decoded_batch(images).contiguous().to(device)
         self.batch_size, self.seed, self.rank, self.device = batch_size, seed, rank, device
         self.per_pass = len(images) // batch_size
@@ -45,9 +45,8 @@ class DeviceCache:
     def __next__(self) -> torch.Tensor:
         p, k = divmod(self.position, self.per_pass)
         if k == 0 or not hasattr(self, "_perm") or self._perm_pass != p:
-            gen = torch.Generator(device="cpu").manual_seed((self.seed * 1_000_003 + self.rank) * 1_000_003 + p)
+            gen = torch.Generator(device="cpu").manual_seed(pass_seed(self.seed, self.rank, p))
             self._perm = torch.randperm(len(self), generator=gen).to(self.device)
             self._perm_pass = p
         self.position += 1
         return self.images[self._perm[k * self.batch_size:(k + 1) * self.batch_size]]
-

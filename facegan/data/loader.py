@@ -16,62 +16,18 @@ import multiprocessing
 import os
 import random
 import signal
-from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
-import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import UserError
-from .manifest import read_manifest, split_digest, split_shards
+from .shardset import ShardSet, resolve_shards  # noqa: F401 (resolve_shards: part of this API)
 from .health import BadData, Counts, Tracker, reason_of
 from .decode import decode_hwc, decoded_batch, image_size
 from .shard_reader import STALL_S, shard_samples
 
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "npy", "bmp")
 MAX_PIXELS = 4096 * 4096  # for samples of unknown resolution (bare URLs without model.resolution)
-
-
-@dataclass
-class ShardSet:
-    urls: List[str]
-    counts: Optional[List[int]]  # per shard, from dataset.json; None for bare URLs
-    resolution: Optional[int]
-    # What the shards hold, as the manifest records it (sha256 of the split's shard digests);
-    # None for bare URLs. Caches derived from the shards are keyed by it.
-    content_digest: Optional[str] = None
-
-    @property
-    def total(self):
-        return sum(self.counts) if self.counts else None
-
-    @functools.cached_property
-    def _count_by_url(self) -> dict:
-        return dict(zip(self.urls, self.counts)) if self.counts else {}
-
-    def count_of(self, url: str) -> Optional[int]:
-        """The manifest's sample count for a shard, or None for bare URLs."""
-        return self._count_by_url.get(url)
-
-
-def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None) -> ShardSet:
-    """A dataset directory (checked against dataset.json), or shard URLs as WebDataset takes them:
-    a list, brace patterns, '::'-joined lists, pipe:, http(s), s3 through pipe:."""
-    if isinstance(spec, (list, tuple)):
-        urls = [u for s in spec for u in wds.shardlists.expand_urls(str(s))]
-        return ShardSet(urls, None, resolution)
-    spec = str(spec)
-    if os.path.isdir(spec):
-        manifest = read_manifest(spec)
-        if resolution is not None and manifest["resolution"] != resolution:
-            raise UserError(f"{spec}: shards are {manifest['resolution']}x{manifest['resolution']} but "
-                            f"model.resolution is {resolution}; repack with --size {resolution}")
-        pairs = split_shards(spec, manifest, split)
-        return ShardSet([p for p, _ in pairs], [c for _, c in pairs], manifest["resolution"],
-                        split_digest(manifest, split))
-    if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and not os.path.exists(spec):
-        raise UserError(f"{spec}: no such dataset directory or shard")
-    return ShardSet(wds.shardlists.expand_urls(spec), None, resolution)
 
 
 def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, residue: int = 0,
@@ -100,7 +56,8 @@ def _image_bytes(sample):
     raise ValueError(f"no image in sample (keys: {sorted(k for k in sample if not k.startswith('__'))})")
 
 
-def _decode(sample, resolution, tracker):
+def decode_sample(sample, resolution, tracker):
+    """(H, W, 3) uint8 of a shard sample, checked against the resolution; None (counted) when bad."""
     try:
         data = _image_bytes(sample)
         w, h = image_size(data)
@@ -170,7 +127,7 @@ class TrainStream(IterableDataset):
                     if raw == self.batch_size:
                         skip, skipped, raw = skip - 1, skipped + 1, 0
                     continue
-                arr = _decode(sample, self.shards.resolution, tracker)
+                arr = decode_sample(sample, self.shards.resolution, tracker)
                 if arr is None:
                     continue
                 pending.append(arr)
@@ -185,13 +142,41 @@ class TrainStream(IterableDataset):
     def _pass_samples(self, assigned, slot, p, tracker):
         """One pass over this slot's data, as raw samples: shards in a seeded order, samples
         shuffled within each shard. The remainder under one batch is dropped by the caller."""
-        rng = random.Random((self.seed * 1_000_003 + slot) * 1_000_003 + p)
+        rng = random.Random(pass_seed(self.seed, slot, p))
         order = list(assigned)
         rng.shuffle(order)
         for url, _, residue, modulus in order:
             samples = read_shard(url, tracker, self.shards.count_of(url), residue, modulus, self.stall_s)
             rng.shuffle(samples)
             yield from samples
+
+
+def pass_seed(seed: int, slot: int, p: int) -> int:
+    """The seed of pass p of one reader slot: shard order and in-shard shuffle (and the device
+    cache's permutation) derive from it, so a resumed run replays an uninterrupted one."""
+    return (seed * 1_000_003 + slot) * 1_000_003 + p
+
+
+def rank_images(shards: ShardSet, rank: int, world: int, seed: int, tracker: Tracker,
+                stall_s: float = STALL_S) -> list:
+    """Every training image of this rank's share, decoded once: (H, W, 3) uint8 arrays in the
+    order of the stream's first pass (what the device cache holds). Bad samples are skipped and
+    counted by `tracker`."""
+    stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed, stall_s=stall_s)
+    assigned = stream._assignment(rank, world)
+    images = []
+    for sample in stream._pass_samples(assigned, rank, 0, tracker):
+        img = decode_sample(sample, shards.resolution, tracker)
+        if img is not None:
+            images.append(img)
+    return images
+
+
+def rank_share(shards: ShardSet, rank: int, world: int):
+    """Samples in this rank's share of the shards (None for bare URLs)."""
+    if not shards.counts:
+        return None
+    return sum(c for _, c, _, _ in TrainStream(shards, 1, rank, world)._assignment(rank, world))
 
 
 def batches_per_pass(shards: ShardSet, batch_size: int, world: int) -> int:
@@ -258,7 +243,7 @@ class EvalStream(IterableDataset):
                 position += 1
                 if not mine:
                     continue
-                arr = _decode(sample, self.shards.resolution, tracker)
+                arr = decode_sample(sample, self.shards.resolution, tracker)
                 if arr is not None:
                     pending.append(arr)
                 if len(pending) == self.batch_size:

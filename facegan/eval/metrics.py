@@ -10,7 +10,8 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
-from ..data.loader import ShardSet, eval_loader
+from ..data.loader import eval_loader
+from ..data.shardset import ShardSet
 from ..data.manifest import DERIVED_PREFIXES
 from ..errors import UserError
 from ..io import save_safetensors_atomic

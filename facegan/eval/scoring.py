@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from ..data.loader import resolve_shards
+from ..data.shardset import resolve_shards
 from ..train.samples import generate
 from ..train.distributed import rank_world
 from .features import extractor_id

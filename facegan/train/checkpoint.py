@@ -189,6 +189,9 @@ def arch_mismatch(saved: dict, wanted: dict) -> list:
 
 
 def load_checkpoint(path: str, state: dict, nets: dict, opts: dict, arch: dict) -> None:
+    """Load a verified checkpoint (state: verify(path)) into nets {name: module} and opts {name:
+    optimizer}, in place, on the CPU. UserError when its architecture differs from `arch`,
+    naming each differing model.* key."""
     diff = arch_mismatch(state.get("architecture", {}), arch)
     if diff:
         detail = ", ".join(f"model.{k}: checkpoint {state['architecture'].get(k)} vs config {arch.get(k)}"

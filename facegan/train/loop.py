@@ -14,7 +14,8 @@ from accelerate.utils import set_seed
 
 from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
-from ..data.loader import resolve_shards, train_loader
+from ..data.loader import train_loader
+from ..data.shardset import resolve_shards
 from ..errors import UserError
 from ..io import atomic_path
 from ..models import architecture, build_models

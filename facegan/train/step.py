@@ -35,6 +35,9 @@ class GANStep:
         return diff_augment(x, self.augment) if self.augment else x
 
     def __call__(self, real: torch.Tensor):
+        """One D step and one G step (then EMA) on a real batch: float (N, 3, H, W) in [-1, 1] on
+        the device. Returns (loss_D, loss_G, logits_real, logits_fake), detached: two fp32
+        scalars and two (N,) tensors of D's raw scores, left on the device (no host sync)."""
         acc = self.acc
         self.steps += 1
         z = torch.randn(real.shape[0], self.nz, 1, 1, device=real.device)

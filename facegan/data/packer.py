@@ -179,6 +179,14 @@ def _write_shard(path: str, samples, spill) -> tuple:
 
 
 def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
+    """Pack `source` into WebDataset shards and dataset.json in `out` (locked while packing).
+
+    Images become RGB squares of opts.size pixels (8..1024) in opts.image_format; unusable
+    inputs are skipped with a reason and counted. Raises UserError for bad options, a non-empty
+    `out` without opts.overwrite, another packer holding `out`, nothing left to write (with the
+    count per reason), or a write error; then `out` is left as it was found (a directory the
+    packer made is removed) and nothing looks finished: dataset.json is written last.
+    """
     if not 8 <= opts.size <= 1024:
         raise UserError(f"--size {opts.size}: must be between 8 and 1024")
     if not 0 <= opts.val_fraction < 1:
