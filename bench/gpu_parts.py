@@ -1,0 +1,385 @@
+"""The measurements of bench/gpu_session.py, one part per process:
+
+    python bench/gpu_parts.py PART --plan plan.json --out part.json
+
+PART is data | e2e | options | loader | hires | quality (pytest runs as its own command). Each
+part writes its JSON after every measurement, so a part stopped at its time limit keeps what it
+measured. The plan (sizes, paths, the device's settings) is written by gpu_session.py; --smoke
+there gives the same code paths at CPU sizes.
+"""
+
+import argparse
+import gc
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from multiprocessing import Pool
+
+import torch
+
+import flops
+from bench_train import classic_loop, facegan_trainer, loader_alone
+from common import machine
+
+from facegan.config import ModelConfig, load_config
+from facegan.io import write_text_atomic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Record:
+    """A part's figures, written to its JSON after every put() (a killed part keeps them)."""
+
+    def __init__(self, path: str, part: str):
+        self.path, self.data = path, {"part": part, "figures": {}, "machine": machine()}
+        self.flush()
+
+    def put(self, key: str, value) -> None:
+        self.data["figures"][key] = value
+        print(f"  {key}: {json.dumps(value)}", flush=True)
+        self.flush()
+
+    def flush(self) -> None:  # in the order measured (write_json_atomic would sort the keys)
+        write_text_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err)
+
+
+def recipe(plan: dict, resolution: int = None):
+    """The celeba64 recipe at the plan's sizes (smoke: smaller widths and batch)."""
+    cfg = load_config(os.path.join(ROOT, "configs", "celeba64.yaml"))
+    cfg.model.resolution = resolution or plan["resolution"]
+    cfg.model.ngf = cfg.model.ndf = plan["ngf"]
+    cfg.train.batch_size = plan["batch"]
+    cfg.data.workers = plan["workers"]
+    cfg.data.shards = plan["shards"]["png"]
+    cfg.log.wandb = "off"
+    cfg.run.resume = "none"
+    return cfg
+
+
+# ---------------------------------------------------------------- data
+
+def _write_jpegs(job):
+    from facegan.data.synthetic import cartoon_face
+
+    root, start, stop = job
+    for i in range(start, stop):
+        cartoon_face(i, seed=7).resize((178, 218)).save(os.path.join(root, f"c{i % 4}", f"{i:06d}.jpg"), quality=92)
+
+
+def jpeg_folder(root: str, n: int, workers: int) -> None:
+    """CelebA-like inputs for the classic loop (bench/common.py's layout), written in parallel."""
+    for c in range(4):
+        os.makedirs(os.path.join(root, f"c{c}"), exist_ok=True)
+    step = max(1, math.ceil(n / (workers * 4)))
+    with Pool(workers) as pool:
+        pool.map(_write_jpegs, [(root, s, min(n, s + step)) for s in range(0, n, step)])
+
+
+def part_data(plan: dict, rec: Record) -> None:
+    from facegan.data.shard import PackOptions, pack
+    from facegan.data.sources import open_source
+
+    r, workers = plan["resolution"], plan["workers"]
+    for fmt, n in (("png", plan["images"]), ("jpg", plan["variant_images"]), ("npy", plan["variant_images"])):
+        t = time.perf_counter()
+        pack(open_source("synthetic:cartoon", limit=n), plan["shards"][fmt],
+             PackOptions(size=r, image_format=fmt, shard_size=plan["shard_size"], val_fraction=0.1,
+                         workers=workers, overwrite=True))
+        dt = time.perf_counter() - t
+        rec.put(f"pack_{fmt}", {"images": n, "seconds": round(dt, 2), "images_per_s": round(n / dt, 1)})
+    t = time.perf_counter()
+    jpeg_folder(plan["jpegs"], plan["jpeg_images"], workers)
+    dt = time.perf_counter() - t
+    rec.put("classic_jpegs", {"images": plan["jpeg_images"], "seconds": round(dt, 2)})
+
+
+# ---------------------------------------------------------------- the step's bound, with options
+
+def bound_rate(model_cfg: ModelConfig, batch: int, steps: int, warmup: int, precision: str = "no",
+               channels_last: bool = True, adam: str = "fused", compile_mode: str = None,
+               compile_backend: str = "inductor", tf32: bool = True, autotune: bool = True) -> dict:
+    """Images/s of GANStep on one batch resident on the device (no loader, no logging), with one
+    set of options; also the recompiles after warm-up and the peak memory (MiB, CUDA only).
+    autotune: cuDNN benchmark mode, as the trainer (off for the memory probes: it times every
+    algorithm at every new shape)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from facegan.models import build_models
+    from facegan.train.ema import make_ema
+    from facegan.train.step import GANStep
+
+    dev = device()
+    AcceleratorState._reset_state(True)  # each variant gets its own precision setting
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = autotune
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    acc = Accelerator(cpu=dev.type == "cpu", mixed_precision=precision)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G, D = (m.to(acc.device, memory_format=fmt) for m in build_models(model_cfg))
+    kw = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}[adam]
+    oG = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), **kw)
+    oD = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), **kw)
+    if compile_mode:
+        torch._dynamo.reset()
+        G = torch.compile(G, mode=compile_mode if compile_backend == "inductor" else None, backend=compile_backend)
+        D = torch.compile(D, mode=compile_mode if compile_backend == "inductor" else None, backend=compile_backend)
+    G, D, oG, oD = acc.prepare(G, D, oG, oD)
+    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G, keep_torch_compile=False)), 0.999, model_cfg.nz)
+    r = model_cfg.resolution
+    real = (torch.rand(batch, 3, r, r, device=acc.device) * 2 - 1).contiguous(memory_format=fmt)
+    for _ in range(warmup):
+        step(real)
+    # graphs compiled so far (torch._dynamo is imported only when compiling: it takes seconds)
+    graphs = lambda: torch._dynamo.utils.counters["stats"]["unique_graphs"] if compile_mode else 0  # noqa: E731
+    before = graphs()
+    sync(acc.device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(real)
+    sync(acc.device)
+    rate = steps * batch / (time.perf_counter() - t)
+    out = {"images_per_s": round(rate, 1), "step_ms": round(1000 * batch / rate, 3)}
+    if compile_mode:
+        out["recompiles"] = graphs() - before
+    if dev.type == "cuda":
+        out["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def default_precision(dev: torch.device) -> str:
+    """What the trainer's mixed_precision=auto picks on this device."""
+    if dev.type != "cuda":
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def with_mfu(result: dict, flops_per_image: int, peak) -> dict:
+    m = flops.mfu(result["images_per_s"], flops_per_image, peak)
+    return dict(result, mfu=round(m, 4) if m is not None else "skipped: no peak rate for this device")
+
+
+# ---------------------------------------------------------------- 2. end to end at 64x64
+
+def part_e2e(plan: dict, rec: Record) -> None:
+    dev = device()
+    cfg = recipe(plan)
+    cfg.run.dir = os.path.join(plan["workdir"], "runs", "e2e")
+    shutil.rmtree(cfg.run.dir, ignore_errors=True)
+    steps, warmup, batch = plan["steps"], plan["warmup"], cfg.train.batch_size
+    count = flops.step_flops_per_image(cfg.model)
+    peak = flops.peak_bf16_tflops(torch.cuda.get_device_name(0)) if dev.type == "cuda" else None
+    rec.put("setup", {"resolution": cfg.model.resolution, "ngf": cfg.model.ngf, "batch": batch, "steps": steps,
+                      "warmup": warmup, "workers": plan["workers"], "precision": default_precision(dev),
+                      "step_gflop_per_image": round(count["step"] / 1e9, 4),
+                      "peak_bf16_tflops": peak if peak else "skipped: device not in the peak table"})
+    classic = classic_loop(plan["jpegs"], cfg, dev, steps, warmup, plan["workers"])
+    rec.put("classic_images_per_s", round(classic, 1))
+    trainer = facegan_trainer(cfg, steps, warmup)
+    rec.put("facegan_images_per_s", round(trainer, 1))
+    bound = bound_rate(cfg.model, batch, steps, warmup, default_precision(dev))
+    rec.put("bound", with_mfu(bound, count["step"], peak))
+    rec.put("speedup_vs_classic", round(trainer / classic, 3))
+    rec.put("fraction_of_bound", round(trainer / bound["images_per_s"], 3))
+    if peak:  # the physical limit: every FLOP at the peak rate
+        rec.put("peak_images_per_s", round(peak * 1e12 / count["step"], 1))
+
+
+# ---------------------------------------------------------------- 3. step options on the bound
+
+def option_variants(plan: dict, dev: torch.device):
+    """(name, options) measured one at a time against the trainer's own choices (the first)."""
+    cuda = dev.type == "cuda"
+    base = {"precision": default_precision(dev), "channels_last": True, "adam": "fused"}
+    need_cuda = "skipped: needs CUDA"
+    yield "trainer's choices", dict(base)
+    yield "fp16 + loss scaling", dict(base, precision="fp16") if cuda else need_cuda
+    yield "fp32 with TF32", dict(base, precision="no", tf32=True)
+    yield "fp32 without TF32", dict(base, precision="no", tf32=False) if cuda else need_cuda
+    if base["precision"] != "bf16":
+        yield "bf16 autocast", dict(base, precision="bf16")
+    yield "contiguous (no channels_last)", dict(base, channels_last=False)
+    yield "Adam foreach (not fused)", dict(base, adam="foreach")
+    for b in plan["option_batches"][1:]:
+        yield f"batch {b}", dict(base, batch=b)
+    yield "torch.compile", dict(base, compile_mode="default", compile_backend=plan["compile_backend"])
+    yield "torch.compile reduce-overhead (CUDA graphs)", \
+        dict(base, compile_mode="reduce-overhead") if cuda else need_cuda
+
+
+def part_options(plan: dict, rec: Record) -> None:
+    dev = device()
+    cfg = recipe(plan)
+    count = flops.step_flops_per_image(cfg.model)["step"]
+    peak = flops.peak_bf16_tflops(torch.cuda.get_device_name(0)) if dev.type == "cuda" else None
+    base_rate = None
+    for name, opts in option_variants(plan, dev):
+        if isinstance(opts, str):
+            rec.put(name, {"status": opts})
+            continue
+        batch = opts.pop("batch", plan["option_batches"][0])
+        try:
+            res = with_mfu(bound_rate(cfg.model, batch, plan["option_steps"], plan["option_warmup"], **opts),
+                           count, peak)
+        except Exception as err:  # an option this device or torch lacks: say so, keep going
+            traceback.print_exc()
+            rec.put(name, {"status": f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"})
+            continue
+        base_rate = base_rate or res["images_per_s"]
+        rec.put(name, dict(res, batch=batch, vs_trainer_choices=round(res["images_per_s"] / base_rate, 3)))
+
+
+# ---------------------------------------------------------------- 4. the loader alone
+
+def part_loader(plan: dict, rec: Record) -> None:
+    from facegan.data.cache import DeviceCache
+    from facegan.data.loader import resolve_shards
+
+    dev = device()
+    cfg = recipe(plan)
+    trainer = plan.get("trainer_images_per_s")
+    rec.put("setup", {"workers": plan["workers"], "batch": cfg.train.batch_size, "batches": plan["loader_batches"],
+                      "trainer_images_per_s": trainer or "skipped: no end-to-end figure"})
+    for fmt in ("png", "jpg", "npy"):
+        rate = loader_alone(plan["shards"][fmt], cfg, dev, plan["loader_batches"], plan["workers"])
+        rec.put(f"loader_{fmt}", {"images_per_s": round(rate, 1),
+                                  "over_trainer": round(rate / trainer, 2) if trainer else "skipped"})
+    t = time.perf_counter()
+    cache = DeviceCache(resolve_shards(plan["shards"]["png"], "train", cfg.model.resolution), cfg.train.batch_size,
+                        0, 1, 0, 0, dev)
+    build = time.perf_counter() - t
+    it = iter(cache)
+    for _ in range(3):
+        next(it)
+    sync(dev)
+    t = time.perf_counter()
+    for _ in range(plan["loader_batches"]):
+        x = next(it)
+    sync(dev)
+    rate = plan["loader_batches"] * x.shape[0] / (time.perf_counter() - t)
+    rec.put("device_cache", {"images": len(cache), "build_s": round(build, 2), "MiB": round(cache.nbytes / 2**20, 1),
+                             "images_per_s": round(rate, 1),
+                             "over_trainer": round(rate / trainer, 2) if trainer else "skipped"})
+
+
+# ---------------------------------------------------------------- 5. higher resolutions
+
+def largest_batch(model_cfg: ModelConfig, start: int, cap: int, precision: str, deadline: float, report) -> None:
+    """Largest power-of-two batch (start..cap) for which two steps run without running out of
+    memory; report(dict) after every probe, so a search stopped by the part's limit still says
+    how far it got (and one stopped at the deadline says the answer is a lower bound)."""
+    best, b = {"batch": "none fits"}, start
+    while b <= cap:
+        if time.time() > deadline:
+            report(dict(best, search="stopped at its time share (a lower bound)", cap=cap))
+            return
+        oom = False
+        try:
+            res = bound_rate(model_cfg, b, 1, 1, precision, autotune=False)
+        except Exception as err:
+            if not is_oom(err):
+                raise
+            oom = True  # the error's frames (and the tensors they hold) are freed after this block
+        if oom:
+            gc.collect()
+            torch.cuda.empty_cache()
+            report(dict(best, search=f"complete (batch {b} ran out of memory)", cap=cap))
+            return
+        best = {"batch": b, "peak_mem_mb": res.get("peak_mem_mb", "skipped: CUDA only")}
+        report(dict(best, search="in progress", cap=cap))
+        b *= 2
+    report(dict(best, search="complete (reached the cap)", cap=cap))
+
+
+def part_hires(plan: dict, rec: Record) -> None:
+    dev = device()
+    precision = default_precision(dev)
+    end = time.time() + plan["hires_search_s"]
+    peak = flops.peak_bf16_tflops(torch.cuda.get_device_name(0)) if dev.type == "cuda" else None
+    for r in plan["hires"]:
+        cfg = ModelConfig(resolution=r, ngf=plan["ngf"], ndf=plan["ngf"])
+        count = flops.step_flops_per_image(cfg)["step"]
+        res = bound_rate(cfg, plan["hires_batch"], plan["hires_steps"], plan["hires_warmup"], precision)
+        rec.put(f"bound_{r}", dict(with_mfu(res, count, peak), batch=plan["hires_batch"],
+                                   step_gflop_per_image=round(count / 1e9, 3)))
+    for i, r in enumerate(plan["hires"]):
+        cfg = ModelConfig(resolution=r, ngf=plan["ngf"], ndf=plan["ngf"])
+        deadline = time.time() + (end - time.time()) / (len(plan["hires"]) - i)  # an equal share of what is left
+        largest_batch(cfg, plan["hires_batch"], plan["max_batch"], precision, deadline,
+                      lambda found, key=f"largest_batch_{r}": rec.put(key, found))
+
+
+# ---------------------------------------------------------------- 6. quality rows at 64x64
+
+QUALITY_ROWS = {"classic": "classic", "best": "lr10-ema10-b32-beta0"}
+
+
+def part_quality(plan: dict, rec: Record) -> None:
+    from quality import VARIANTS
+
+    from facegan.eval.generator_io import export_generator
+    from facegan.train.tracking import read_metrics
+
+    kimg = plan["quality_kimg"]
+    for label, name in QUALITY_ROWS.items():
+        run_dir = os.path.join(plan["workdir"], "runs", f"quality-{label}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"),
+               "--config", os.path.join(ROOT, "configs", "celeba64.yaml"), f"data.shards={plan['shards']['png']}",
+               f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={kimg}", "train.seed=0",
+               f"train.checkpoint_every_kimg={kimg}", f"train.sample_every_kimg={kimg}", "log.every_steps=100",
+               "log.wandb=off", f"data.workers={plan['workers']}", f"model.resolution={plan['resolution']}",
+               f"model.ngf={plan['ngf']}", f"model.ndf={plan['ngf']}", *VARIANTS[name][1], *plan["quality_set"]]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        wall = time.perf_counter() - t
+        rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))[1:]
+        speed = sum(r["img_per_s"] for r in rows) / len(rows) if rows else "skipped: too few status lines"
+        weights = os.path.join(plan["out"], f"quality-{label}.safetensors")
+        export_generator(run_dir, weights)
+        grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
+        shutil.copyfile(os.path.join(run_dir, "samples", grids[-1]), os.path.join(plan["out"], f"quality-{label}.png"))
+        rec.put(label, {"variant": name, "what": VARIANTS[name][0], "kimg": kimg, "train_wall_s": round(wall, 1),
+                        "images_per_s": round(speed, 1) if isinstance(speed, float) else speed,
+                        "generator": os.path.basename(weights), "grid": f"quality-{label}.png"})
+
+
+PARTS = {"data": part_data, "e2e": part_e2e, "options": part_options, "loader": part_loader,
+         "hires": part_hires, "quality": part_quality}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=sorted(PARTS))
+    ap.add_argument("--plan", required=True, help="plan JSON written by gpu_session.py")
+    ap.add_argument("--out", required=True, help="this part's result JSON")
+    args = ap.parse_args(argv)
+    with open(args.plan) as f:
+        plan = json.load(f)
+    if device().type == "cpu":
+        torch.set_num_threads(max(1, plan.get("threads", torch.get_num_threads())))
+    PARTS[args.part](plan, Record(args.out, args.part))
+
+
+if __name__ == "__main__":
+    main()
