@@ -293,17 +293,15 @@ def largest_batch(model_cfg: ModelConfig, start: int, cap: int, precision: str, 
         if time.time() > deadline:
             report(dict(best, search="stopped at its time share (a lower bound)", cap=cap))
             return
-        oom = False
+        error = None
         try:
             res = bound_rate(model_cfg, b, 1, 1, precision, autotune=False)
-        except Exception as err:
-            if not is_oom(err):
-                raise
-            oom = True  # the error's frames (and the tensors they hold) are freed after this block
-        if oom:
+        except Exception as err:  # out of memory, or cuDNN failing to allocate its workspace
+            error = "ran out of memory" if is_oom(err) else f"failed: {type(err).__name__}: {str(err)[:160]}"
+        if error:  # the error's frames (and the tensors they hold) are freed by now
             gc.collect()
             torch.cuda.empty_cache()
-            report(dict(best, search=f"complete (batch {b} ran out of memory)", cap=cap))
+            report(dict(best, search=f"complete (batch {b} {error})", cap=cap))
             return
         best = {"batch": b, "peak_mem_mb": res.get("peak_mem_mb", "skipped: CUDA only")}
         report(dict(best, search="in progress", cap=cap))
@@ -314,7 +312,6 @@ def largest_batch(model_cfg: ModelConfig, start: int, cap: int, precision: str, 
 def part_hires(plan: dict, rec: Record) -> None:
     dev = device()
     precision = default_precision(dev)
-    end = time.time() + plan["hires_search_s"]
     peak = flops.peak_bf16_tflops(torch.cuda.get_device_name(0)) if dev.type == "cuda" else None
     for r in plan["hires"]:
         cfg = ModelConfig(resolution=r, ngf=plan["ngf"], ndf=plan["ngf"])
@@ -322,6 +319,7 @@ def part_hires(plan: dict, rec: Record) -> None:
         res = bound_rate(cfg, plan["hires_batch"], plan["hires_steps"], plan["hires_warmup"], precision)
         rec.put(f"bound_{r}", dict(with_mfu(res, count, peak), batch=plan["hires_batch"],
                                    step_gflop_per_image=round(count / 1e9, 3)))
+    end = time.time() + plan["hires_search_s"]
     for i, r in enumerate(plan["hires"]):
         cfg = ModelConfig(resolution=r, ngf=plan["ngf"], ndf=plan["ngf"])
         deadline = time.time() + (end - time.time()) / (len(plan["hires"]) - i)  # an equal share of what is left
@@ -341,7 +339,8 @@ def part_quality(plan: dict, rec: Record) -> None:
     from facegan.train.tracking import read_metrics
 
     kimg = plan["quality_kimg"]
-    for label, name in QUALITY_ROWS.items():
+    for label in plan["quality_rows"]:
+        name = QUALITY_ROWS[label]
         run_dir = os.path.join(plan["workdir"], "runs", f"quality-{label}")
         shutil.rmtree(run_dir, ignore_errors=True)
         cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"),

@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from facegan.io import write_json_atomic  # noqa: E402
+from facegan.io import write_text_atomic  # noqa: E402
 
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 
@@ -44,22 +44,28 @@ PARTS = [("data", 45, 90), ("pytest", 130, 90), ("e2e", 60, 90), ("options", 100
          ("loader", 35, 90), ("hires", 45, 90), ("quality", 120, 90)]
 
 
+def write_json(path: str, obj) -> None:
+    """Atomically, in insertion order (the parts in the order they ran)."""
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
 def make_plan(smoke: bool, workdir: str, out: str) -> dict:
     """Sizes of every measurement. A GPU run: the celeba64 recipe at 64x64 and every core; smoke:
     the same steps at 32x32 with tiny widths, batches and counts."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if smoke:
-        sizes = dict(resolution=32, ngf=8, batch=16, images=256, variant_images=128, shard_size=32,
-                     jpeg_images=96, workers=min(2, cores), steps=3, warmup=1, option_steps=2, option_warmup=1,
+        sizes = dict(resolution=32, ngf=8, batch=16, images=192, variant_images=96, shard_size=24,
+                     jpeg_images=64, workers=min(2, cores), steps=3, warmup=1, option_steps=2, option_warmup=1,
                      option_batches=[16, 32], compile_backend="eager", loader_batches=3, hires=[32, 64],
-                     hires_batch=8, hires_steps=2, hires_warmup=1, max_batch=16, hires_search_s=8,
-                     quality_kimg=0.064, quality_set=["data.workers=0", "log.every_steps=1"])
+                     hires_batch=8, hires_steps=2, hires_warmup=1, max_batch=16, hires_search_s=30,
+                     quality_kimg=0.064, quality_set=["data.workers=0", "log.every_steps=1"],
+                     quality_rows=["best"])  # one row: the same code path as two
     else:
         sizes = dict(resolution=64, ngf=64, batch=128, images=20000, variant_images=6000, shard_size=200,
                      jpeg_images=5000, workers=cores, steps=200, warmup=30, option_steps=100, option_warmup=20,
                      option_batches=[128, 256, 512], compile_backend="inductor", loader_batches=150,
                      hires=[128, 256], hires_batch=64, hires_steps=20, hires_warmup=5, max_batch=16384,
-                     hires_search_s=25, quality_kimg=200, quality_set=[])
+                     hires_search_s=25, quality_kimg=200, quality_set=[], quality_rows=["classic", "best"])
     r = sizes["resolution"]
     shards = {fmt: os.path.join(workdir, f"cartoon{r}-{fmt}") for fmt in ("png", "jpg", "npy")}
     return dict(sizes, smoke=smoke, workdir=workdir, out=out, shards=shards, jpegs=os.path.join(workdir, "jpegs"))
@@ -270,20 +276,20 @@ def main(argv=None):
             continue
         e2e = result["parts"].get("e2e", {}).get("figures", {})
         plan["trainer_images_per_s"] = e2e.get("facegan_images_per_s")  # what the loader must keep up with
-        write_json_atomic(plan_path, plan)
+        write_json(plan_path, plan)
         print(f"gpu-session: [{name}] up to {limit:.0f} s ...", flush=True)
         entry = run_part(name, limit, plan, plan_path, log_path, env)
         result["parts"][name] = entry
         print(f"gpu-session: [{name}] {entry['status']} in {entry['seconds']} s"
               + (f": {entry['error']}" if entry.get("error") else ""), flush=True)
         result["goals"] = goals(result["parts"])
-        write_json_atomic(os.path.join(out, "results.json"), result)  # after every part
+        write_json(os.path.join(out, "results.json"), result)  # after every part
     result["seconds"] = round(time.perf_counter() - t0, 1)
     trim_log(log_path)
     result["files"] = sorted(os.listdir(out)) + ([] if "results.json" in os.listdir(out) else ["results.json"])
-    write_json_atomic(os.path.join(out, "results.json"), result)
+    write_json(os.path.join(out, "results.json"), result)
     result["out_problems"] = check_out(out)
-    write_json_atomic(os.path.join(out, "results.json"), result)
+    write_json(os.path.join(out, "results.json"), result)
     print(summary(result))
     for p in result["out_problems"]:
         print(f"gpu-session: warning: {p}; not everything will come back")

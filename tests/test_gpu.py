@@ -108,9 +108,10 @@ def test_two_processes_all_reduce_over_nccl(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(script)], env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
              for r in range(2)]
-    outs = []
     try:
-        outs = [p.communicate(timeout=120)[0] for p in procs]
+        outs = [p.communicate(timeout=60)[0] for p in procs]
+    except subprocess.TimeoutExpired:
+        pytest.fail("two NCCL ranks did not finish an all-reduce in 60 s")
     finally:
         for p in procs:
             p.kill()
