@@ -7,9 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS="webdataset braceexpand torch-fidelity pytest pluggy iniconfig pygments"
 if [ "${1:-}" = "--wheels" ]; then
-  exclude=$(git rev-parse --git-path info/exclude)  # a worktree's .git is a file
-  mkdir -p "$(dirname "$exclude")" .whl
-  grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
+  mkdir -p .whl  # ignored by .gitignore
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl $WHEELS
@@ -17,8 +15,9 @@ if [ "${1:-}" = "--wheels" ]; then
   exit 0
 fi
 if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  site=${FACEGAN_SITE:-/tmp/site}
+  python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target "$site" .whl/*.whl
+  export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
