@@ -23,7 +23,6 @@ from multiprocessing import Pool
 import torch
 
 import flops
-from bench_train import classic_loop, facegan_trainer, loader_alone
 from common import machine
 
 from facegan.config import ModelConfig, load_config
@@ -182,6 +181,8 @@ def with_mfu(result: dict, flops_per_image: int, peak) -> dict:
 # ---------------------------------------------------------------- 2. end to end at 64x64
 
 def part_e2e(plan: dict, rec: Record) -> None:
+    from bench_train import classic_loop, facegan_trainer  # imports the loader and torchvision: seconds
+
     dev = device()
     cfg = recipe(plan)
     cfg.run.dir = os.path.join(plan["workdir"], "runs", "e2e")
@@ -252,6 +253,8 @@ def part_options(plan: dict, rec: Record) -> None:
 # ---------------------------------------------------------------- 4. the loader alone
 
 def part_loader(plan: dict, rec: Record) -> None:
+    from bench_train import loader_alone
+
     from facegan.data.cache import DeviceCache
     from facegan.data.loader import resolve_shards
 

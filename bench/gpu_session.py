@@ -59,7 +59,8 @@ def make_plan(smoke: bool, workdir: str, out: str) -> dict:
                      option_batches=[16, 32], compile_backend="eager", loader_batches=3, hires=[32, 64],
                      hires_batch=8, hires_steps=2, hires_warmup=1, max_batch=16, hires_search_s=30,
                      quality_kimg=0.064, quality_set=["data.workers=0", "log.every_steps=1"],
-                     quality_rows=["best"])  # one row: the same code path as two
+                     quality_rows=["best"],  # one row: the same code path as two
+                     threads=1)  # tiny tensors: a second OpenMP thread only waits on a busy machine
     else:
         sizes = dict(resolution=64, ngf=64, batch=128, images=20000, variant_images=6000, shard_size=200,
                      jpeg_images=5000, workers=cores, steps=200, warmup=30, option_steps=100, option_warmup=20,
@@ -258,6 +259,8 @@ def main(argv=None):
     open(log_path, "w").close()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
                PYTHONUNBUFFERED="1")
+    if args.smoke:  # the parts' training subprocesses too
+        env["OMP_NUM_THREADS"] = str(plan["threads"])
 
     from common import machine  # imports torch: after the arguments are checked
 
