@@ -43,6 +43,17 @@ class Record:
         print(f"  {key}: {json.dumps(value)}", flush=True)
         self.flush()
 
+    def attempt(self, key: str, measure):
+        """measure() -> its value; if it raises, record key as 'failed: ...' (the traceback goes to
+        the log) and return None, so one failing measurement does not lose the part's others."""
+        try:
+            return measure()
+        except Exception as err:
+            traceback.print_exc()
+            first = str(err).splitlines()[0][:200] if str(err) else ""
+            self.put(key, f"failed: {type(err).__name__}: {first}")
+            return None
+
     def flush(self) -> None:  # in the order measured (write_json_atomic would sort the keys)
         write_text_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
 
@@ -194,14 +205,20 @@ def part_e2e(plan: dict, rec: Record) -> None:
                       "warmup": warmup, "workers": plan["workers"], "precision": default_precision(dev),
                       "step_gflop_per_image": round(count["step"] / 1e9, 4),
                       "peak_bf16_tflops": peak if peak else "skipped: device not in the peak table"})
-    classic = classic_loop(plan["jpegs"], cfg, dev, steps, warmup, plan["workers"])
-    rec.put("classic_images_per_s", round(classic, 1))
-    trainer = facegan_trainer(cfg, steps, warmup)
-    rec.put("facegan_images_per_s", round(trainer, 1))
-    bound = bound_rate(cfg.model, batch, steps, warmup, default_precision(dev))
-    rec.put("bound", with_mfu(bound, count["step"], peak))
-    rec.put("speedup_vs_classic", round(trainer / classic, 3))
-    rec.put("fraction_of_bound", round(trainer / bound["images_per_s"], 3))
+    classic = rec.attempt("classic_images_per_s", lambda: classic_loop(plan["jpegs"], cfg, dev, steps, warmup,
+                                                                       plan["workers"]))
+    if classic:
+        rec.put("classic_images_per_s", round(classic, 1))
+    trainer = rec.attempt("facegan_images_per_s", lambda: facegan_trainer(cfg, steps, warmup))
+    if trainer:
+        rec.put("facegan_images_per_s", round(trainer, 1))
+    bound = rec.attempt("bound", lambda: bound_rate(cfg.model, batch, steps, warmup, default_precision(dev)))
+    if bound:
+        rec.put("bound", with_mfu(bound, count["step"], peak))
+    if trainer and classic:
+        rec.put("speedup_vs_classic", round(trainer / classic, 3))
+    if trainer and bound:
+        rec.put("fraction_of_bound", round(trainer / bound["images_per_s"], 3))
     if peak:  # the physical limit: every FLOP at the peak rate
         rec.put("peak_images_per_s", round(peak * 1e12 / count["step"], 1))
 
@@ -239,13 +256,11 @@ def part_options(plan: dict, rec: Record) -> None:
             rec.put(name, {"status": opts})
             continue
         batch = opts.pop("batch", plan["option_batches"][0])
-        try:
-            res = with_mfu(bound_rate(cfg.model, batch, plan["option_steps"], plan["option_warmup"], **opts),
-                           count, peak)
-        except Exception as err:  # an option this device or torch lacks: say so, keep going
-            traceback.print_exc()
-            rec.put(name, {"status": f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"})
+        res = rec.attempt(name, lambda: bound_rate(cfg.model, batch, plan["option_steps"], plan["option_warmup"],
+                                                   **opts))
+        if res is None:  # an option this device or torch lacks: said so, keep going
             continue
+        res = with_mfu(res, count, peak)
         base_rate = base_rate or res["images_per_s"]
         rec.put(name, dict(res, batch=batch, vs_trainer_choices=round(res["images_per_s"] / base_rate, 3)))
 
@@ -255,18 +270,27 @@ def part_options(plan: dict, rec: Record) -> None:
 def part_loader(plan: dict, rec: Record) -> None:
     from bench_train import loader_alone
 
-    from facegan.data.cache import DeviceCache
-    from facegan.data.loader import resolve_shards
-
     dev = device()
     cfg = recipe(plan)
     trainer = plan.get("trainer_images_per_s")
     rec.put("setup", {"workers": plan["workers"], "batch": cfg.train.batch_size, "batches": plan["loader_batches"],
                       "trainer_images_per_s": trainer or "skipped: no end-to-end figure"})
+    headroom = lambda rate: round(rate / trainer, 2) if trainer else "skipped: no end-to-end figure"  # noqa: E731
     for fmt in ("png", "jpg", "npy"):
-        rate = loader_alone(plan["shards"][fmt], cfg, dev, plan["loader_batches"], plan["workers"])
-        rec.put(f"loader_{fmt}", {"images_per_s": round(rate, 1),
-                                  "over_trainer": round(rate / trainer, 2) if trainer else "skipped"})
+        rate = rec.attempt(f"loader_{fmt}", lambda: loader_alone(plan["shards"][fmt], cfg, dev, plan["loader_batches"],
+                                                                 plan["workers"]))
+        if rate:
+            rec.put(f"loader_{fmt}", {"images_per_s": round(rate, 1), "over_trainer": headroom(rate)})
+    cached = rec.attempt("device_cache", lambda: device_cache_rate(plan, cfg, dev))
+    if cached:
+        rec.put("device_cache", dict(cached, over_trainer=headroom(cached["images_per_s"])))
+
+
+def device_cache_rate(plan: dict, cfg, dev: torch.device) -> dict:
+    """data.device_cache: the training split decoded once onto the device, then batches drawn there."""
+    from facegan.data.cache import DeviceCache
+    from facegan.data.loader import resolve_shards
+
     t = time.perf_counter()
     cache = DeviceCache(resolve_shards(plan["shards"]["png"], "train", cfg.model.resolution), cfg.train.batch_size,
                         0, 1, 0, 0, dev)
@@ -280,9 +304,8 @@ def part_loader(plan: dict, rec: Record) -> None:
         x = next(it)
     sync(dev)
     rate = plan["loader_batches"] * x.shape[0] / (time.perf_counter() - t)
-    rec.put("device_cache", {"images": len(cache), "build_s": round(build, 2), "MiB": round(cache.nbytes / 2**20, 1),
-                             "images_per_s": round(rate, 1),
-                             "over_trainer": round(rate / trainer, 2) if trainer else "skipped"})
+    return {"images": len(cache), "build_s": round(build, 2), "MiB": round(cache.nbytes / 2**20, 1),
+            "images_per_s": round(rate, 1)}
 
 
 # ---------------------------------------------------------------- 5. higher resolutions
@@ -319,15 +342,18 @@ def part_hires(plan: dict, rec: Record) -> None:
     for r in plan["hires"]:
         cfg = ModelConfig(resolution=r, ngf=plan["ngf"], ndf=plan["ngf"])
         count = flops.step_flops_per_image(cfg)["step"]
-        res = bound_rate(cfg, plan["hires_batch"], plan["hires_steps"], plan["hires_warmup"], precision)
-        rec.put(f"bound_{r}", dict(with_mfu(res, count, peak), batch=plan["hires_batch"],
-                                   step_gflop_per_image=round(count / 1e9, 3)))
+        res = rec.attempt(f"bound_{r}", lambda: bound_rate(cfg, plan["hires_batch"], plan["hires_steps"],
+                                                           plan["hires_warmup"], precision))
+        if res:
+            rec.put(f"bound_{r}", dict(with_mfu(res, count, peak), batch=plan["hires_batch"],
+                                       step_gflop_per_image=round(count / 1e9, 3)))
     end = time.time() + plan["hires_search_s"]
     for i, r in enumerate(plan["hires"]):
         cfg = ModelConfig(resolution=r, ngf=plan["ngf"], ndf=plan["ngf"])
         deadline = time.time() + (end - time.time()) / (len(plan["hires"]) - i)  # an equal share of what is left
-        largest_batch(cfg, plan["hires_batch"], plan["max_batch"], precision, deadline,
-                      lambda found, key=f"largest_batch_{r}": rec.put(key, found))
+        key = f"largest_batch_{r}"
+        rec.attempt(key, lambda: largest_batch(cfg, plan["hires_batch"], plan["max_batch"], precision, deadline,
+                                               lambda found: rec.put(key, found)))
 
 
 # ---------------------------------------------------------------- 6. quality rows at 64x64
@@ -336,34 +362,39 @@ QUALITY_ROWS = {"classic": "classic", "best": "lr10-ema10-b32-beta0"}
 
 
 def part_quality(plan: dict, rec: Record) -> None:
+    for label in plan["quality_rows"]:
+        row = rec.attempt(label, lambda: quality_row(plan, label))
+        if row:
+            rec.put(label, row)
+
+
+def quality_row(plan: dict, label: str) -> dict:
+    """One row trained as a user runs it; its EMA generator and last grid copied to --out."""
     from quality import VARIANTS
 
     from facegan.eval.generator_io import export_generator
     from facegan.train.tracking import read_metrics
 
-    kimg = plan["quality_kimg"]
-    for label in plan["quality_rows"]:
-        name = QUALITY_ROWS[label]
-        run_dir = os.path.join(plan["workdir"], "runs", f"quality-{label}")
-        shutil.rmtree(run_dir, ignore_errors=True)
-        cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"),
-               "--config", os.path.join(ROOT, "configs", "celeba64.yaml"), f"data.shards={plan['shards']['png']}",
-               f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={kimg}", "train.seed=0",
-               f"train.checkpoint_every_kimg={kimg}", f"train.sample_every_kimg={kimg}", "log.every_steps=100",
-               "log.wandb=off", f"data.workers={plan['workers']}", f"model.resolution={plan['resolution']}",
-               f"model.ngf={plan['ngf']}", f"model.ndf={plan['ngf']}", *VARIANTS[name][1], *plan["quality_set"]]
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT)
-        wall = time.perf_counter() - t
-        rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))[1:]
-        speed = sum(r["img_per_s"] for r in rows) / len(rows) if rows else "skipped: too few status lines"
-        weights = os.path.join(plan["out"], f"quality-{label}.safetensors")
-        export_generator(run_dir, weights)
-        grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
-        shutil.copyfile(os.path.join(run_dir, "samples", grids[-1]), os.path.join(plan["out"], f"quality-{label}.png"))
-        rec.put(label, {"variant": name, "what": VARIANTS[name][0], "kimg": kimg, "train_wall_s": round(wall, 1),
-                        "images_per_s": round(speed, 1) if isinstance(speed, float) else speed,
-                        "generator": os.path.basename(weights), "grid": f"quality-{label}.png"})
+    name, kimg = QUALITY_ROWS[label], plan["quality_kimg"]
+    run_dir = os.path.join(plan["workdir"], "runs", f"quality-{label}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"),
+           "--config", os.path.join(ROOT, "configs", "celeba64.yaml"), f"data.shards={plan['shards']['png']}",
+           f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={kimg}", "train.seed=0",
+           f"train.checkpoint_every_kimg={kimg}", f"train.sample_every_kimg={kimg}", "log.every_steps=100",
+           "log.wandb=off", f"data.workers={plan['workers']}", f"model.resolution={plan['resolution']}",
+           f"model.ngf={plan['ngf']}", f"model.ndf={plan['ngf']}", *VARIANTS[name][1], *plan["quality_set"]]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))[1:]  # the first holds the start-up
+    speed = round(sum(r["img_per_s"] for r in rows) / len(rows), 1) if rows else "skipped: too few status lines"
+    weights = os.path.join(plan["out"], f"quality-{label}.safetensors")
+    export_generator(run_dir, weights)
+    grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
+    shutil.copyfile(os.path.join(run_dir, "samples", grids[-1]), os.path.join(plan["out"], f"quality-{label}.png"))
+    return {"variant": name, "what": VARIANTS[name][0], "kimg": kimg, "train_wall_s": round(wall, 1),
+            "images_per_s": speed, "generator": os.path.basename(weights), "grid": f"quality-{label}.png"}
 
 
 PARTS = {"data": part_data, "e2e": part_e2e, "options": part_options, "loader": part_loader,

@@ -138,7 +138,21 @@ def run_part(name: str, limit: float, plan: dict, plan_path: str, log_path: str,
         entry["figures"] = {}
     if status == "failed":
         entry["error"] = (text.strip().splitlines() or ["(no output)"])[-1][:300]
+    elif status == "ok" and failed_measurements(entry["figures"]):
+        entry["status"] = "partial"
+        entry["error"] = "; ".join(failed_measurements(entry["figures"]))[:300]
     return entry
+
+
+def failed_measurements(figures: dict, where: str = "") -> list:
+    """'key: failed: ...' for each measurement a part recorded as failed (see Record.attempt)."""
+    found = []
+    for k, v in figures.items():
+        if isinstance(v, str) and v.startswith("failed"):
+            found.append(f"{where}{k}: {v}")
+        elif isinstance(v, dict):
+            found += failed_measurements(v, f"{where}{k}.")
+    return found
 
 
 def goals(parts: dict) -> dict:
@@ -147,7 +161,8 @@ def goals(parts: dict) -> dict:
     loader = parts.get("loader", {}).get("figures", {})
     out = {}
     if isinstance(e2e.get("speedup_vs_classic"), (int, float)):
-        out["trainer >= 5x the classic loop"] = {"value": e2e["speedup_vs_classic"], "met": e2e["speedup_vs_classic"] >= 5}
+        speedup = e2e["speedup_vs_classic"]
+        out["trainer >= 5x the classic loop"] = {"value": speedup, "met": speedup >= 5}
     if isinstance(e2e.get("fraction_of_bound"), (int, float)):
         out["trainer >= 90% of its bound"] = {"value": e2e["fraction_of_bound"], "met": e2e["fraction_of_bound"] >= 0.9}
     heads = [v["over_trainer"] for k, v in loader.items()
@@ -169,7 +184,8 @@ def headline(name: str, entry: dict) -> list:
     if name == "e2e":
         b = f.get("bound", {})
         return [f"classic {f.get('classic_images_per_s')}  facegan {f.get('facegan_images_per_s')}  "
-                f"bound {num(b)} img/s", f"{f.get('speedup_vs_classic')}x classic, {f.get('fraction_of_bound')} of bound, "
+                f"bound {num(b)} img/s",
+                f"{f.get('speedup_vs_classic')}x classic, {f.get('fraction_of_bound')} of bound, "
                 f"bound MFU {b.get('mfu') if isinstance(b, dict) else None}"]
     if name in ("options", "loader", "hires"):
         lines = []

@@ -66,7 +66,8 @@ def test_smoke_session_runs_every_part_and_bundles_its_results(tmp_path):
     assert parts["options"]["trainer's choices"]["vs_trainer_choices"] == 1.0
     assert parts["options"]["torch.compile"]["recompiles"] == 0  # D's requires_grad toggles every step
     assert parts["options"]["fp16 + loss scaling"] == {"status": "skipped: needs CUDA"}
-    assert all(parts["loader"][k]["images_per_s"] > 0 for k in ("loader_png", "loader_jpg", "loader_npy", "device_cache"))
+    for k in ("loader_png", "loader_jpg", "loader_npy", "device_cache"):
+        assert parts["loader"][k]["images_per_s"] > 0, k
     assert parts["hires"]["largest_batch_64"]["batch"] == 16  # the smoke cap; no OOM on a CPU
     assert parts["quality"]["best"]["variant"] == "lr10-ema10-b32-beta0"  # smoke: one row of the two
     assert set(result["goals"]) and "| e2e | ok |" in text
@@ -78,7 +79,8 @@ def test_smoke_session_runs_every_part_and_bundles_its_results(tmp_path):
 
 def test_a_part_past_its_limit_is_stopped_with_its_children(tmp_path):
     child = tmp_path / "child.pid"
-    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    script = ("import subprocess, sys, time; "
+              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
               f"open({str(child)!r}, 'w').write(str(p.pid)); time.sleep(60)")
     t = time.time()
     with open(tmp_path / "log", "w") as log:
@@ -95,6 +97,13 @@ def test_a_part_past_its_limit_is_stopped_with_its_children(tmp_path):
         raise AssertionError(f"process {pid} outlived its part")
     with open(tmp_path / "log", "w") as log:
         assert gpu_session.run_limited([sys.executable, "-c", "raise SystemExit(3)"], 30, log)[:2] == ("failed", 3)
+
+
+def test_a_failed_measurement_marks_its_part_partial():
+    figures = {"bound": {"images_per_s": 10.0}, "classic_images_per_s": "failed: RuntimeError: boom",
+               "hires": {"largest_batch_256": "failed: OSError: x", "note": "skipped: CUDA only"}}
+    assert gpu_session.failed_measurements(figures) == ["classic_images_per_s: failed: RuntimeError: boom",
+                                                        "hires.largest_batch_256: failed: OSError: x"]
 
 
 def test_pytest_outcomes_are_read_from_verbose_lines():
