@@ -133,7 +133,8 @@ def run_part(name: str, limit: float, plan: dict, plan_path: str, log_path: str,
         entry["figures"] = pytest_counts(text)
     elif os.path.exists(result_path):
         with open(result_path) as f:
-            entry["figures"] = json.load(f)["figures"]
+            recorded = json.load(f)
+        entry["figures"], entry["machine"] = recorded["figures"], recorded.get("machine")
     else:
         entry["figures"] = {}
     if status == "failed":
@@ -206,7 +207,9 @@ def headline(name: str, entry: dict) -> list:
 
 
 def summary(result: dict) -> str:
-    lines = ["", f"| part | status | s (limit) | figures |", "|---|---|---|---|"]
+    m = result["machine"] or {}
+    lines = ["", f"gpu-session on {m.get('device', '?')} ({m.get('cpu', '?')}, {m.get('cores', '?')} cores), "
+                 f"torch {m.get('torch', '?')}", "", "| part | status | s (limit) | figures |", "|---|---|---|---|"]
     for name, entry in result["parts"].items():
         figs = headline(name, entry) or ["-"]
         if entry.get("error"):
@@ -278,12 +281,11 @@ def main(argv=None):
     if args.smoke:  # the parts' training subprocesses too
         env["OMP_NUM_THREADS"] = str(plan["threads"])
 
-    from common import machine  # imports torch: after the arguments are checked
-
-    result = {"benchmark": "gpu-session", "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    # This process never imports torch: a CUDA context here would hold GPU memory all session long.
+    # The machine's description comes from the first part that records one.
+    result = {"benchmark": "gpu-session", "machine": None, "date": time.strftime("%Y-%m-%d %H:%M"),
               "plan": plan, "parts": {}, "goals": {}}
-    print(f"gpu-session: {result['machine']['device']}, {len(wanted)} parts, budget {budget:.0f} s, out {out}",
-          flush=True)
+    print(f"gpu-session: {len(wanted)} parts, budget {budget:.0f} s, out {out}", flush=True)
     for name, _, _ in PARTS:
         if name not in wanted:
             continue
@@ -298,6 +300,8 @@ def main(argv=None):
         write_json(plan_path, plan)
         print(f"gpu-session: [{name}] up to {limit:.0f} s ...", flush=True)
         entry = run_part(name, limit, plan, plan_path, log_path, env)
+        result["machine"] = result["machine"] or entry.pop("machine", None)
+        entry.pop("machine", None)
         result["parts"][name] = entry
         print(f"gpu-session: [{name}] {entry['status']} in {entry['seconds']} s"
               + (f": {entry['error']}" if entry.get("error") else ""), flush=True)
