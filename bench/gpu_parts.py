@@ -26,7 +26,7 @@ import flops
 from common import machine
 
 from facegan.config import ModelConfig, load_config
-from facegan.io import write_text_atomic
+from facegan.io import atomic_path, write_text_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -392,7 +392,8 @@ def quality_row(plan: dict, label: str) -> dict:
     weights = os.path.join(plan["out"], f"quality-{label}.safetensors")
     export_generator(run_dir, weights)
     grids = sorted(f for f in os.listdir(os.path.join(run_dir, "samples")) if f.startswith("fakes-"))
-    shutil.copyfile(os.path.join(run_dir, "samples", grids[-1]), os.path.join(plan["out"], f"quality-{label}.png"))
+    with atomic_path(os.path.join(plan["out"], f"quality-{label}.png")) as tmp:
+        shutil.copyfile(os.path.join(run_dir, "samples", grids[-1]), tmp)
     return {"variant": name, "what": VARIANTS[name][0], "kimg": kimg, "train_wall_s": round(wall, 1),
             "images_per_s": speed, "generator": os.path.basename(weights), "grid": f"quality-{label}.png"}
 

@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from facegan.io import write_text_atomic  # noqa: E402
+from facegan.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 
@@ -241,8 +241,7 @@ def trim_log(path: str, keep: int = 15 * 2**20) -> None:
         head = f.read(keep // 4)
         f.seek(-(keep * 3 // 4), os.SEEK_END)
         tail = f.read()
-    with open(path, "wb") as f:
-        f.write(head + b"\n[... log trimmed to fit 16 MiB ...]\n" + tail)
+    write_bytes_atomic(path, head + b"\n[... log trimmed to fit 16 MiB ...]\n" + tail)
 
 
 def main(argv=None):

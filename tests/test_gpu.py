@@ -79,6 +79,8 @@ def test_bf16_resume_on_cuda_matches_an_uninterrupted_run(shards64, tmp_path):
         r = train(shards64, runs[name], 20)
         assert r.returncode == 0, r.stderr[-3000:]
     assert "precision bf16 autocast" in r.stdout.splitlines()[0]
+    rows = metrics(runs["straight"])
+    assert rows and all(torch.isfinite(torch.tensor([row["loss_D"], row["loss_G"]])).all() for row in rows)
     assert train(shards64, runs["split"], 10).returncode == 0
     r = train(shards64, runs["split"], 20)
     assert r.returncode == 0 and "resumed from" in r.stdout, r.stderr[-3000:]
