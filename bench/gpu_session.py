@@ -63,10 +63,10 @@ def make_plan(smoke: bool, workdir: str, out: str) -> dict:
                      threads=1)  # tiny tensors: a second OpenMP thread only waits on a busy machine
     else:
         sizes = dict(resolution=64, ngf=64, batch=128, images=20000, variant_images=6000, shard_size=200,
-                     jpeg_images=5000, workers=cores, steps=200, warmup=30, option_steps=100, option_warmup=20,
+                     jpeg_images=5000, workers=cores, steps=300, warmup=30, option_steps=100, option_warmup=20,
                      option_batches=[128, 256, 512], compile_backend="inductor", loader_batches=150,
                      hires=[128, 256], hires_batch=64, hires_steps=20, hires_warmup=5, max_batch=16384,
-                     hires_search_s=25, quality_kimg=200, quality_set=[], quality_rows=["classic", "best"])
+                     hires_search_s=25, quality_kimg=100, quality_set=[], quality_rows=["classic", "best"])
     r = sizes["resolution"]
     shards = {fmt: os.path.join(workdir, f"cartoon{r}-{fmt}") for fmt in ("png", "jpg", "npy")}
     return dict(sizes, smoke=smoke, workdir=workdir, out=out, shards=shards, jpegs=os.path.join(workdir, "jpegs"))
