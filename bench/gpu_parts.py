@@ -91,21 +91,26 @@ def jpeg_folder(root: str, n: int, workers: int) -> None:
 
 
 def part_data(plan: dict, rec: Record) -> None:
+    """In the order the later parts need them: PNG shards (e2e, loader, quality), the classic
+    loop's JPEGs (e2e), then the JPEG and raw shards (the loader part only)."""
+    pack_shards(plan, rec, "png", plan["images"])
+    t = time.perf_counter()
+    jpeg_folder(plan["jpegs"], plan["jpeg_images"], plan["workers"])
+    rec.put("classic_jpegs", {"images": plan["jpeg_images"], "seconds": round(time.perf_counter() - t, 2)})
+    pack_shards(plan, rec, "jpg", plan["variant_images"])
+    pack_shards(plan, rec, "npy", plan["variant_images"])
+
+
+def pack_shards(plan: dict, rec: Record, fmt: str, n: int) -> None:
     from facegan.data.shard import PackOptions, pack
     from facegan.data.sources import open_source
 
-    r, workers = plan["resolution"], plan["workers"]
-    for fmt, n in (("png", plan["images"]), ("jpg", plan["variant_images"]), ("npy", plan["variant_images"])):
-        t = time.perf_counter()
-        pack(open_source("synthetic:cartoon", limit=n), plan["shards"][fmt],
-             PackOptions(size=r, image_format=fmt, shard_size=plan["shard_size"], val_fraction=0.1,
-                         workers=workers, overwrite=True))
-        dt = time.perf_counter() - t
-        rec.put(f"pack_{fmt}", {"images": n, "seconds": round(dt, 2), "images_per_s": round(n / dt, 1)})
     t = time.perf_counter()
-    jpeg_folder(plan["jpegs"], plan["jpeg_images"], workers)
+    pack(open_source("synthetic:cartoon", limit=n), plan["shards"][fmt],
+         PackOptions(size=plan["resolution"], image_format=fmt, shard_size=plan["shard_size"], val_fraction=0.1,
+                     workers=plan["workers"], overwrite=True))
     dt = time.perf_counter() - t
-    rec.put("classic_jpegs", {"images": plan["jpeg_images"], "seconds": round(dt, 2)})
+    rec.put(f"pack_{fmt}", {"images": n, "seconds": round(dt, 2), "images_per_s": round(n / dt, 1)})
 
 
 # ---------------------------------------------------------------- 2. end to end at 64x64

@@ -40,8 +40,8 @@ MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 # (name, time limit in s on a GPU, in --smoke). The GPU limits sum, with the quality part's
 # remainder, to the --budget (460 s); the README's GPU section gives the estimate per part.
 # The smoke limits only catch a hang: on a shared 2-core machine a part's time varies 3x.
-PARTS = [("data", 45, 90), ("pytest", 130, 90), ("e2e", 60, 90), ("options", 100, 90),
-         ("loader", 35, 90), ("hires", 45, 90), ("quality", 120, 90)]
+PARTS = [("data", 60, 90), ("pytest", 130, 90), ("e2e", 60, 90), ("options", 90, 90),
+         ("loader", 35, 90), ("hires", 40, 90), ("quality", 120, 90)]
 
 
 def write_json(path: str, obj) -> None:
@@ -62,8 +62,8 @@ def make_plan(smoke: bool, workdir: str, out: str) -> dict:
                      quality_rows=["best"],  # one row: the same code path as two
                      threads=1)  # tiny tensors: a second OpenMP thread only waits on a busy machine
     else:
-        sizes = dict(resolution=64, ngf=64, batch=128, images=20000, variant_images=6000, shard_size=200,
-                     jpeg_images=5000, workers=cores, steps=300, warmup=30, option_steps=100, option_warmup=20,
+        sizes = dict(resolution=64, ngf=64, batch=128, images=20000, variant_images=4000, shard_size=128,
+                     jpeg_images=4000, workers=cores, steps=300, warmup=30, option_steps=100, option_warmup=20,
                      option_batches=[128, 256, 512], compile_backend="inductor", loader_batches=150,
                      hires=[128, 256], hires_batch=64, hires_steps=20, hires_warmup=5, max_batch=16384,
                      hires_search_s=25, quality_kimg=100, quality_set=[], quality_rows=["classic", "best"])
