@@ -92,7 +92,7 @@ def own_bound(cfg, steps, warmup):
     from accelerate import Accelerator
 
     from facegan.train.ema import make_ema
-    from facegan.train.loop import pick_device, resolve_precision, use_channels_last
+    from facegan.train.runtime import pick_device, resolve_precision, use_channels_last
     from facegan.train.step import GANStep
 
     kind = pick_device()

@@ -110,7 +110,9 @@ def make_parquet(path, n=10, bad=0):
 
 def run_cli(*args, env=None, timeout=300):
     """Run a console command as a user would; returns CompletedProcess with text output."""
-    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    # This checkout first; an existing PYTHONPATH stays (the GPU machine's carried wheels live there).
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    full_env = dict(os.environ, PYTHONPATH=path, **(env or {}))
     cmd = [sys.executable, *args]
     # A session of its own, ended as a whole: no pool or loader worker outlives its test.
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,

@@ -271,7 +271,7 @@ def test_trainer_does_not_import_the_eval_package():
 
 
 def test_cpu_thread_note_names_the_launch_flag(monkeypatch):
-    from facegan.train.loop import cpu_threads_note
+    from facegan.train.runtime import cpu_threads_note
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)

@@ -25,8 +25,7 @@ from .checkpointer import Checkpointer, NonFiniteLoss, RunClock
 from .distributed import agree_on_path
 from .ema import make_ema
 from .runlog import RunLog
-from .runtime import (Runtime, StopSignal, cpu_threads_note, lock_run_dir, pick_device, resolve_precision,  # noqa: F401
-                      setup_runtime, use_channels_last)
+from .runtime import Runtime, StopSignal, lock_run_dir, setup_runtime
 from .samples import SampleWriter
 from .status import StatusMeter
 from .step import GANStep, to_unit_range
