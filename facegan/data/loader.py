@@ -90,6 +90,11 @@ def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, resid
     return mine
 
 
+class TooLittleData(BadData):
+    """A reader's whole pass gave less than one batch (shard URLs whose counts are unknown up
+    front): one line, exit status 2, from a loader worker too (see BadData)."""
+
+
 def _image_bytes(sample):
     for k in IMAGE_KEYS:
         if k in sample:
@@ -160,7 +165,7 @@ class TrainStream(IterableDataset):
                           counts=self.counts, slot=wid)
         p, skip = divmod(local_start, per_pass) if per_pass else (0, local_start)
         while True:
-            produced, skipped, raw, pending = 0, 0, 0, []
+            produced, skipped, raw, pending, decoded = 0, 0, 0, [], 0
             for sample in self._pass_samples(assigned, slot, p, tracker):
                 if skip:  # fast-forward on resume: read, don't decode; B raw samples = 1 batch
                     raw += 1
@@ -171,12 +176,16 @@ class TrainStream(IterableDataset):
                 if arr is None:
                     continue
                 pending.append(arr)
+                decoded += 1
                 if len(pending) == self.batch_size:
                     yield decoded_batch(pending)
                     produced, pending = produced + 1, []
             if produced == 0 and skipped == 0:  # not one batch's worth of data in a whole pass
-                raise RuntimeError(f"rank {self.rank}: a whole pass over {len(assigned)} shard(s) gave no "
-                                   f"batch of {self.batch_size} images")
+                raise TooLittleData(
+                    f"data.shards: a whole pass over {len(assigned)} shard(s) gave {decoded} usable images, fewer "
+                    f"than one batch of {self.batch_size}" + (f" (rank {self.rank} of {self.world}, loader worker "
+                                                              f"{wid} of {nw})" if nslots > 1 else "")
+                    + "; use a smaller train.batch_size, fewer data.workers or more data")
             p += 1
 
     def _pass_samples(self, assigned, slot, p, tracker):

@@ -13,13 +13,14 @@ from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwar
 
 from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
-from ..data.loader import resolve_shards, train_loader
+from ..data.loader import eval_loader, train_loader
 from ..errors import UserError
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
 from .augment import parse_policy
 from .distributed import agree_on_path, init_process_group_for_restarts, shared_store_note
 from .ema import make_ema
+from .preflight import preflight
 from .samples import fixed_noise, generate, save_grid
 from .step import GANStep, to_unit_range
 from .tracking import MetricsLog, log_grid, peak_memory_mb, wandb_init_kwargs
@@ -128,6 +129,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     """
     device_kind = pick_device()
     precision = resolve_precision(cfg.train.mixed_precision, device_kind)
+    shards = preflight(cfg)  # every check that can refuse the run, before anything is written
     wandb_on = cfg.log.wandb != "off"
     collective_timeout = datetime.timedelta(seconds=cfg.dist.timeout_s)
     init_process_group_for_restarts(collective_timeout)  # before Accelerate starts its own
@@ -153,10 +155,6 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     if accelerator.is_main_process:
         os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
         dump_config(cfg, os.path.join(run_dir, "config.yaml"))
-    shards = resolve_shards(cfg.data.shards, "train", cfg.model.resolution)
-    if shards.total is not None and shards.total < cfg.train.batch_size:
-        raise UserError(f"data.shards: {cfg.data.shards} holds {shards.total} training images, fewer than "
-                        f"one batch (train.batch_size={cfg.train.batch_size})")
 
     # Models: identical initial weights on every rank; DDP also broadcasts rank 0's on wrap.
     arch = architecture(cfg.model)
@@ -283,7 +281,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
     if accelerator.is_main_process and not resume_path:
         with torch.random.fork_rng(devices=[]):  # must not shift the training RNG stream
-            reals = next(iter(train_loader(shards, GRID, seed=cfg.train.seed + 1)))
+            reals = next(iter(eval_loader(shards, GRID, limit=GRID)))  # up to GRID: small data too
         save_grid(reals[:GRID], os.path.join(run_dir, "samples", "reals.png"))
         write_samples()
 
