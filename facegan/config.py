@@ -104,7 +104,7 @@ class TrainConfig:
     batch_size: int = num(128, ge=1)  # global, split evenly across processes
     lr_g: float = num(2e-4, gt=0)
     lr_d: float = num(2e-4, gt=0)
-    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.999], metadata={"range": Range(ge=0, lt=1)})
     loss: str = "bce"  # bce (non-saturating, the paper) | hinge | lsgan
     augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
     r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
@@ -290,7 +290,7 @@ def validate(cfg: Config) -> None:
         if value not in choices:
             shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
             raise UserError(f"{key}: expected one of {shown}; got {value!r}")
-    if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):  # NaN fails too
+    if len(cfg.train.betas) != 2:
         raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
     try:
         parse_policy(cfg.train.augment)
@@ -309,9 +309,10 @@ def check_ranges(cfg: Config) -> None:
             value = getattr(sub, f.name)
             if rng is None or isinstance(value, (str, bool)) or value is None:
                 continue  # train.ema="0.5kimg" is checked by ema_beta
-            problem = rng.problem(value)
-            if problem:
-                raise UserError(f"{section.name}.{f.name}: {problem}, got {value!r}")
+            for v in value if isinstance(value, list) else [value]:  # a list: each of its numbers
+                problem = rng.problem(v)
+                if problem:
+                    raise UserError(f"{section.name}.{f.name}: {problem}, got {value!r}")
 
 
 def ema_beta(ema, batch_size: int) -> float:
