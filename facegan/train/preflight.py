@@ -46,6 +46,9 @@ def _check_local_shard_files(spec: str) -> None:
                         f"(pack images with facegan-shard)")
 
 
+COUNT_AT_MOST = 16  # local bare shards counted up front (a tar's headers are read to the end)
+
+
 def _is_local(url: str) -> bool:
     return "://" not in url and not url.startswith("pipe:")
 
@@ -55,6 +58,8 @@ def _count_local_shards(shards: ShardSet) -> ShardSet:
     headers (cheap: no image is read), so small data is judged before the run starts. A missing
     local shard is refused here; remote ones are counted as they stream."""
     if shards.counts is not None or not all(_is_local(u) for u in shards.urls):
+        return shards
+    if len(shards.urls) > COUNT_AT_MOST:  # many shards: surely a batch; the loader counts as it reads
         return shards
     counts = []
     for url in shards.urls:
