@@ -55,16 +55,19 @@ def _is_local(url: str) -> bool:
 
 def _count_local_shards(shards: ShardSet) -> ShardSet:
     """Shard URLs without a manifest that are all local files: their images counted from the tar
-    headers (cheap: no image is read), so small data is judged before the run starts. A missing
-    local shard is refused here; remote ones are counted as they stream."""
+    headers (cheap: no image is read), so small data is judged before the run starts. Shards that
+    are all missing are refused here; one missing among others is bad data, skipped and counted
+    by the loader like a damaged one; remote ones are counted as they stream."""
     if shards.counts is not None or not all(_is_local(u) for u in shards.urls):
         return shards
-    if len(shards.urls) > COUNT_AT_MOST:  # many shards: surely a batch; the loader counts as it reads
+    missing = [u for u in shards.urls if not os.path.isfile(u)]
+    if len(missing) == len(shards.urls):
+        raise UserError(f"data.shards: no such shard: {missing[0]}"
+                        + (f" (nor any of the other {len(missing) - 1})" if len(missing) > 1 else ""))
+    if missing or len(shards.urls) > COUNT_AT_MOST:  # the loader counts as it reads (a missing one as bad)
         return shards
     counts = []
     for url in shards.urls:
-        if not os.path.isfile(url):
-            raise UserError(f"data.shards: {url}: no such shard")
         keys = set()
         try:
             with tarfile.open(url) as tf:
