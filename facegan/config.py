@@ -85,7 +85,7 @@ class DataConfig:
     shards: str = "shards/cartoon64"  # dataset directory, or shard URLs (brace patterns, pipe:, http)
     workers: int = num(2, ge=0)  # DataLoader worker processes per rank
     max_bad_fraction: float = num(0.01, ge=0, le=1)  # unreadable samples tolerated (a fraction) before the run stops
-    stall_s: float = num(120.0, gt=0, unit="seconds")  # seconds a shard stream may deliver nothing before it counts as bad
+    stall_s: float = num(120.0, gt=0, unit="seconds")  # a shard stream delivering nothing this long is bad
     flip: bool = True  # random horizontal flips, applied on the device
     device_cache: bool = False  # hold this rank's training images on the device (small datasets)
 
@@ -130,7 +130,7 @@ class RunConfig:
 
 @dataclass
 class DistConfig:
-    timeout_s: float = num(300.0, gt=0, unit="seconds")  # a collective that waits longer than this ends the job (a stalled rank)
+    timeout_s: float = num(300.0, gt=0, unit="seconds")  # a collective waiting longer ends the job (a stalled rank)
 
 
 @dataclass

@@ -121,8 +121,8 @@ def test_fewer_images_than_a_batch_is_one_line_naming_count_and_batch(s50, tmp_p
     cases = {f"data.shards={s50}": "holds 45 training images, fewer than one batch (train.batch_size=64)",
              f"data.shards={one}": "holds 45 training images, fewer than one batch (train.batch_size=64)",
              f"data.shards={notes}": "neither a dataset directory nor a tar shard",
-             f"data.shards={tmp_path}/gone-{{000000..000003}}.tar": "no such shard: "
-                                                                     f"{tmp_path}/gone-000000.tar (nor any of the other 3)"}
+             f"data.shards={tmp_path}/gone-{{000000..000003}}.tar":
+                 f"no such shard: {tmp_path}/gone-000000.tar (nor any of the other 3)"}
     for override, expected in cases.items():
         run = tmp_path / "run"
         line = one_line_error(capsys, lambda: main([override, f"run.dir={run}", *TINY, "train.batch_size=64"]),
