@@ -68,7 +68,7 @@ def _marked(fmt: str) -> dict:
         return {"comment": SOFTWARE}
     exif = Image.Exif()
     exif[_EXIF_SOFTWARE] = SOFTWARE
-    return {"exif": exif.tobytes(), "quality": 95}
+    return {"exif": exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {"quality": 95})}
 
 
 def to_pil(image_uint8: torch.Tensor) -> Image.Image:
