@@ -89,6 +89,8 @@ def check_command(line: str) -> str:
         args = launch_command_parser().parse_args(words[2:])
         if args.config_file:
             assert os.path.isfile(os.path.join(ROOT, args.config_file)), line
+        elif (args.num_processes or 1) > 1:  # without it, a machine with no GPU runs one process
+            assert args.multi_gpu, f"{line}: several processes need --multi_gpu"
         if args.module:
             module, rest = args.training_script, args.training_script_args
         else:
@@ -131,6 +133,7 @@ def test_every_readme_and_help_command_parses():
 
 @pytest.mark.parametrize("line", [
     "accelerate launch --num_processes 2 facegan-eval runs/demo --ref shards/cartoon32",  # the old README line
+    "accelerate launch --num_processes 2 -m facegan.cli.eval runs/demo --ref shards/cartoon32",  # one process on CPU
     "facegan-sample runs/demo --n 64 --out",
     "python launch/train.py --config configs/demo.yaml train.lr_g=nan",
 ])
