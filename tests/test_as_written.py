@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import stat
 import subprocess
 import sys
 
