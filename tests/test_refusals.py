@@ -333,3 +333,31 @@ def test_sigterm_during_packing_leaves_nothing_and_a_rerun_is_accepted(tmp_path)
                 "--workers", "1")
     assert r.returncode == 0, r.stderr[-2000:]
 
+
+
+@pytest.mark.slow
+def test_sigterm_during_sampling_leaves_no_temporaries_and_a_rerun_is_accepted(tiny_run, tmp_path):
+    """Not in the issue: facegan-sample writing 2000 files, ended by SIGTERM. A message,
+    exit 143, only whole images (no hidden temporaries), and the same command accepted again
+    (the images there are facegan's own)."""
+    out = tmp_path / "faces"
+    cmd = [sys.executable, "-m", "facegan.cli.sample", tiny_run, "--n", "2000", "--outdir", str(out)]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: out.exists() and len(os.listdir(out)) > 10, 120, "the first images")
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 143 and "facegan-sample: terminated" in err and "Traceback" not in err, err[-2000:]
+    names = os.listdir(out)
+    assert 10 < len(names) < 2000 and all(re.fullmatch(r"0000-\d{6}\.png", n) for n in names), names[:5]
+    for name in sorted(names)[-20:]:  # the newest ones, written as the signal came, are whole
+        Image.open(out / name).verify()
+    from facegan.cli.sample import main
+
+    assert main([tiny_run, "--n", "12", "--outdir", str(out)]) == 0
