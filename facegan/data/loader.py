@@ -274,5 +274,6 @@ class EvalStream(IterableDataset):
 
 
 def eval_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
-                limit: Optional[int] = None) -> DataLoader:
-    return DataLoader(EvalStream(shards, batch_size, rank, world, limit), batch_size=None, num_workers=0)
+                limit: Optional[int] = None, max_bad_fraction: float = 0.01) -> DataLoader:
+    return DataLoader(EvalStream(shards, batch_size, rank, world, limit, max_bad_fraction), batch_size=None,
+                      num_workers=0)

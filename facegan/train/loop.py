@@ -281,8 +281,11 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
     if accelerator.is_main_process and not resume_path:
         with torch.random.fork_rng(devices=[]):  # must not shift the training RNG stream
-            reals = next(iter(eval_loader(shards, GRID, limit=GRID)))  # up to GRID: small data too
-        save_grid(reals[:GRID], os.path.join(run_dir, "samples", "reals.png"))
+            # The first GRID images (fewer in a small dataset); bad ones are skipped here and
+            # judged by the training stream.
+            reals = next(iter(eval_loader(shards, GRID, limit=GRID, max_bad_fraction=1.0)), None)
+        if reals is not None:
+            save_grid(reals[:GRID], os.path.join(run_dir, "samples", "reals.png"))
         write_samples()
 
     # ---------------------------------------------------------------- steps
