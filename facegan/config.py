@@ -39,6 +39,42 @@ def read_yaml(text_or_stream):
 
 
 @dataclass(frozen=True)
+class Range:
+    """The numbers a key accepts: finite, and within the bounds given (None: unbounded)."""
+    ge: Optional[float] = None
+    gt: Optional[float] = None
+    le: Optional[float] = None
+    lt: Optional[float] = None
+    unit: str = ""
+
+    def problem(self, value) -> Optional[str]:
+        """None when value is acceptable, else what is wrong, e.g. 'must be > 0'."""
+        if not math.isfinite(value):
+            return "must be a finite number" + (f" {self.describe()}" if self.describe() else "")
+        bad = ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+               or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt))
+        return f"must be {self.describe()}" if bad else None
+
+    def describe(self) -> str:
+        lo = f"{self.ge:g}" if self.ge is not None else (f"{self.gt:g}" if self.gt is not None else None)
+        hi = f"{self.le:g}" if self.le is not None else (f"{self.lt:g}" if self.lt is not None else None)
+        unit = f" ({self.unit})" if self.unit else ""
+        if lo is not None and hi is not None:
+            return (f"in {'[' if self.ge is not None else '('}{lo}, {hi}{']' if self.le is not None else ')'}"
+                    + unit)
+        if lo is not None:
+            return f"{'>=' if self.ge is not None else '>'} {lo}{unit}"
+        if hi is not None:
+            return f"{'<=' if self.le is not None else '<'} {hi}{unit}"
+        return ""
+
+
+def num(default, unit: str = "", **bounds):
+    """A numeric field whose accepted range is declared with it: num(2e-4, gt=0)."""
+    return field(default=default, metadata={"range": Range(unit=unit, **bounds)})
+
+
+@dataclass(frozen=True)
 class _Typed:
     """A command-line value: the text as typed and its YAML reading. The key's type picks one, so
     log.name=123 or run.dir=2024 stay the text typed while train.lr_g=1e-3 is a number."""
@@ -49,9 +85,9 @@ class _Typed:
 @dataclass
 class DataConfig:
     shards: str = "shards/cartoon64"  # dataset directory, or shard URLs (brace patterns, pipe:, http)
-    workers: int = 2  # DataLoader worker processes per rank
-    max_bad_fraction: float = 0.01  # unreadable samples tolerated (a fraction) before the run stops
-    stall_s: float = 120.0  # seconds a shard stream may deliver nothing before it counts as bad
+    workers: int = num(2, ge=0)  # DataLoader worker processes per rank
+    max_bad_fraction: float = num(0.01, ge=0, le=1)  # unreadable samples tolerated (a fraction) before the run stops
+    stall_s: float = num(120.0, gt=0, unit="seconds")  # a shard stream delivering nothing this long is bad
     flip: bool = True  # random horizontal flips, applied on the device
     device_cache: bool = False  # hold this rank's training images on the device (small datasets)
 
@@ -60,32 +96,32 @@ class DataConfig:
 class ModelConfig:
     arch: str = "dcgan"  # a name in facegan.models.ARCHITECTURES
     resolution: int = 64
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
+    nz: int = num(100, ge=1)
+    ngf: int = num(64, ge=1)
+    ndf: int = num(64, ge=1)
     d_norm: str = "batch"  # batch (the paper) | spectral (spectral norm instead of BatchNorm) | none
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 128  # global, split evenly across processes
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
+    batch_size: int = num(128, ge=1)  # global, split evenly across processes
+    lr_g: float = num(2e-4, gt=0)
+    lr_d: float = num(2e-4, gt=0)
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.999], metadata={"range": Range(ge=0, lt=1)})
     loss: str = "bce"  # bce (non-saturating, the paper) | hinge | lsgan
     augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
-    r1_gamma: float = 0.0  # R1 gradient penalty weight on real images; 0: off
-    r1_every: int = 16  # lazy R1: apply the penalty every this many steps (scaled to match)
-    total_kimg: float = 1000.0
-    checkpoint_every_kimg: float = 50.0
-    sample_every_kimg: float = 10.0
-    keep_checkpoints: int = 3
-    ema: Union[float, str] = 10.0  # half-life in kimg (>= 1 or "0.5kimg"), a beta in (0, 1), or 0: off
-    ema_rampup: float = 0.0  # half-life at most this fraction of the images seen (StyleGAN2-ADA: 0.05); 0: off
+    r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
+    r1_every: int = num(16, ge=1)  # lazy R1: apply the penalty every this many steps (scaled to match)
+    total_kimg: float = num(1000.0, gt=0)
+    checkpoint_every_kimg: float = num(50.0, ge=0)  # 0: only at the end
+    sample_every_kimg: float = num(10.0, ge=0)  # 0: only at the start and the end
+    keep_checkpoints: int = num(3, ge=1)
+    ema: Union[float, str] = num(10.0, ge=0)  # half-life in kimg (>= 1 or "0.5kimg"), a beta in (0, 1), or 0: off
+    ema_rampup: float = num(0.0, ge=0, le=1)  # half-life at most this fraction of the images seen (StyleGAN2-ADA: 0.05); 0: off
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
-    seed: int = 0
+    seed: int = num(0, ge=0)
     sync_batchnorm: bool = False  # SyncBatchNorm on multi-GPU CUDA
-    max_steps: int = 0  # stop after this many steps (0: run to total_kimg); for smoke runs
+    max_steps: int = num(0, ge=0)  # stop after this many steps (0: run to total_kimg); for smoke runs
     channels_last: Union[bool, str] = "auto"  # auto: on, except on MPS where it is slower
     compile: bool = False  # torch.compile G and D (first steps slower while it compiles)
 
@@ -98,12 +134,12 @@ class RunConfig:
 
 @dataclass
 class DistConfig:
-    timeout_s: float = 300.0  # a collective that waits longer than this ends the job (a stalled rank)
+    timeout_s: float = num(300.0, gt=0, unit="seconds")  # a collective waiting longer ends the job (a stalled rank)
 
 
 @dataclass
 class LogConfig:
-    every_steps: int = 50  # status line, metrics.jsonl and tracker cadence
+    every_steps: int = num(50, ge=1)  # status line, metrics.jsonl and tracker cadence
     wandb: str = "off"  # off | offline | online; not off: a shorthand that adds wandb to log.trackers
     trackers: List[str] = field(default_factory=list)  # any of wandb, tensorboard (Accelerate's trackers)
     project: str = "facegan"
@@ -112,8 +148,8 @@ class LogConfig:
 
 @dataclass
 class EvalConfig:
-    every_kimg: float = 0.0  # FID during training; 0: off
-    n: int = 5000  # generated images per evaluation
+    every_kimg: float = num(0.0, ge=0)  # FID during training; 0: off
+    n: int = num(5000, ge=2)  # generated images per evaluation
     ref: Optional[str] = None  # reference shards (default: data.shards, val split)
     inception_weights: Optional[str] = None
 
@@ -253,11 +289,7 @@ def validate(cfg: Config) -> None:
     r = cfg.model.resolution
     if r not in (16, 32, 64, 128, 256, 512):
         raise UserError(f"model.resolution: {r} is not a power of two in 16..512")
-    for key in ("model.nz", "model.ngf", "model.ndf", "train.batch_size", "train.keep_checkpoints",
-                "log.every_steps"):
-        sec, name = key.split(".")
-        if getattr(getattr(cfg, sec), name) < 1:
-            raise UserError(f"{key}: must be at least 1")
+    check_ranges(cfg)
     for key, choices in CHOICES.items():
         sec, name = key.split(".")
         value = getattr(getattr(cfg, sec), name)
@@ -268,25 +300,29 @@ def validate(cfg: Config) -> None:
     for i, name in enumerate(cfg.log.trackers):
         if name not in TRACKERS:
             raise UserError(f"log.trackers[{i}]: expected one of {', '.join(TRACKERS)}; got {name!r}")
-    if len(cfg.train.betas) != 2 or not all(0 <= b < 1 for b in cfg.train.betas):
+    if len(cfg.train.betas) != 2:
         raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
     try:
         parse_policy(cfg.train.augment)
     except ValueError as err:
         raise UserError(f"train.augment: {err}") from None
-    if cfg.train.r1_gamma < 0 or cfg.train.r1_every < 1:
-        raise UserError("train.r1_gamma must be >= 0 and train.r1_every >= 1")
-    if cfg.train.total_kimg <= 0:
-        raise UserError("train.total_kimg: must be positive")
-    if not 0 <= cfg.data.max_bad_fraction <= 1:
-        raise UserError("data.max_bad_fraction: must be in [0, 1]")
-    if cfg.data.stall_s <= 0:
-        raise UserError("data.stall_s: must be positive (seconds)")
-    if cfg.dist.timeout_s <= 0:
-        raise UserError("dist.timeout_s: must be positive (seconds)")
     ema_beta(cfg.train.ema, 1)  # raises on a malformed value
-    if not 0 <= cfg.train.ema_rampup <= 1 or cfg.train.ema_rampup != cfg.train.ema_rampup:
-        raise UserError(f"train.ema_rampup: must be in [0, 1] (0: off), got {cfg.train.ema_rampup}")
+
+
+def check_ranges(cfg: Config) -> None:
+    """Every numeric key against the Range declared with it (num(...) above): one line naming
+    the key, the accepted range and the value, e.g. 'train.lr_g: must be > 0, got -1.0'."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        for f in dataclasses.fields(sub):
+            rng = f.metadata.get("range")
+            value = getattr(sub, f.name)
+            if rng is None or isinstance(value, (str, bool)) or value is None:
+                continue  # train.ema="0.5kimg" is checked by ema_beta
+            for v in value if isinstance(value, list) else [value]:  # a list: each of its numbers
+                problem = rng.problem(v)
+                if problem:
+                    raise UserError(f"{section.name}.{f.name}: {problem}, got {value!r}")
 
 
 def ema_beta(ema, batch_size: int, rampup: float = 0.0, images_seen: int = 0) -> float:
@@ -329,5 +365,6 @@ def to_dict(cfg: Config) -> dict:
 
 
 def dump_config(cfg: Config, path: str) -> None:
-    with open(path, "w") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    from .io import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -146,3 +146,39 @@ def cartoon_shards(tmp_path_factory):
     pack(open_source("synthetic:cartoon", limit=640), out,
          PackOptions(size=32, shard_size=64, val_fraction=0.1, workers=1, overwrite=True))
     return out
+
+
+EVAL_TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
+             "data.workers=0", "log.every_steps=2", "train.sample_every_kimg=0.032", "train.total_kimg=0.128"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(cartoon_shards, tmp_path_factory):
+    """A generator trained for 8 steps on cartoon_shards (shared by the tools' tests)."""
+    run = str(tmp_path_factory.mktemp("run"))
+    r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={run}",
+                *EVAL_TINY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def random_inception(tmp_path_factory):
+    """The FID Inception architecture with random weights, saved as a plain tensor file: the
+    real extractor code path, without the published weights (no network here)."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    orig = fe.FeatureExtractorInceptionV3.load_state_dict
+    fe_url = fe.load_state_dict_from_url
+    fe.load_state_dict_from_url = lambda *a, **k: {}
+    fe.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd, strict=True: None
+    try:
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    finally:
+        fe.FeatureExtractorInceptionV3.load_state_dict = orig
+        fe.load_state_dict_from_url = fe_url
+    path = str(tmp_path_factory.mktemp("weights") / "inception-random.pth")
+    torch.save(net.state_dict(), path)
+    return path

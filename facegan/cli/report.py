@@ -10,13 +10,17 @@ import sys
 from ..errors import UserError, cli_entry
 
 
-@cli_entry("facegan-report")
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(prog="facegan-report", description=__doc__)
     p.add_argument("run_dir", help="a training run directory (runs/NAME)")
     p.add_argument("--mp4", action=argparse.BooleanOptionalAction, default=None,
                    help="also write progress.mp4, H.264 (default: when imageio-ffmpeg is installed)")
-    args = p.parse_args(argv)
+    return p
+
+
+@cli_entry("facegan-report")
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if not os.path.isfile(os.path.join(args.run_dir, "metrics.jsonl")):
         raise UserError(f"{args.run_dir}: not a run directory (no metrics.jsonl)")
     from ..eval.report import write_report

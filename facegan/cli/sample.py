@@ -4,10 +4,12 @@ import argparse
 import os
 import sys
 
+import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import UserError, cli_entry
+from ..outputs import (ANIMATION_FORMATS, GRID_FORMATS, VIDEO_FORMATS, check_output, image_format, is_facegan_image,
+                       save_animation, save_image)
 
 
 def build_parser():
@@ -15,17 +17,23 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   facegan-sample runs/demo --n 64 --out grid.png
   facegan-sample runs/demo/checkpoints/step-00003907 --n 500 --outdir faces/
-  facegan-sample generator.safetensors --interpolate 24 --n 4 --out walk.gif   (or walk.mp4: H.264)
+  facegan-sample generator.safetensors --interpolate 24 --n 4 --out walk.gif
+  facegan-sample generator.safetensors --interpolate 24 --n 4 --out walk.mp4
   facegan-sample runs/demo --n 16 --truncation 0.7 --out typical.png
   facegan-sample runs/demo --n 16 --truncation-row 1,0.8,0.6,0.4 --out row.png
+
+The format follows the extension: grids .png, .jpg, .webp; --interpolate .gif (an animation),
+.mp4 (H.264) or .png/.jpg/.webp (a strip). An existing file is replaced only if facegan wrote it
+(a re-run of the same command) or with --overwrite.
 """)
     p.add_argument("source", help="checkpoint dir, run dir (newest checkpoint) or exported .safetensors")
     p.add_argument("--n", type=int, default=64, help="images (with --interpolate: seeds to walk through)")
-    p.add_argument("--out", help="grid image (.png/.jpg), or .gif/.mp4/.png for --interpolate")
+    p.add_argument("--out", help="grid image (.png/.jpg/.webp), or .gif/.mp4/.png for --interpolate")
     p.add_argument("--outdir", help="write one PNG per image here instead of a grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu, cuda, cuda:N or mps (default: cuda when present)")
     p.add_argument("--raw", action="store_true", help="the trained generator instead of its EMA")
     p.add_argument("--nrow", type=int, default=0, help="grid columns (default: square)")
     p.add_argument("--interpolate", type=int, default=0, metavar="K",
@@ -36,47 +44,102 @@ def build_parser():
                         "network). Smaller PSI: more typical faces, less variety; 1 (default): plain sampling")
     p.add_argument("--truncation-row", metavar="PSI,PSI,...",
                    help="write one grid of --n images per PSI, side by side, same seeds (e.g. 1,0.8,0.6,0.4)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files facegan did not write")
     return p
+
+
+def check_device(name: str) -> torch.device:
+    """torch.device for --device, or UserError when it is malformed or not on this machine."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device name (cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UserError(f"--device {name}: no CUDA device on this machine; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {name}: facegan-sample runs on cpu, cuda or mps")
+    return device
+
+
+def _outdir_names(args) -> list:
+    return [os.path.join(args.outdir, f"{args.seed:04d}-{i:06d}.png") for i in range(args.n)]
+
+
+def check_outputs(args) -> None:
+    """Every output path is judged before any work: a UserError leaves the disk untouched."""
+    if not args.out and not args.outdir:
+        raise UserError("give --out FILE or --outdir DIR")
+    if args.n < 1:
+        raise UserError(f"--n {args.n}: must be at least 1")
+    if args.interpolate < 0:
+        raise UserError(f"--interpolate {args.interpolate}: must be at least 1 (0: no interpolation)")
+    if args.out and os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: is a directory, expected a file path (or use --outdir)")
+    if args.interpolate:
+        if not args.out or args.outdir:
+            raise UserError("--interpolate writes one file: --out walk.gif (or walk.mp4, or a .png strip), not --outdir")
+        image_format(args.out, {**ANIMATION_FORMATS, **VIDEO_FORMATS, **GRID_FORMATS}, "an interpolation")
+    elif args.out:
+        image_format(args.out, GRID_FORMATS, "a grid")
+    if args.out:
+        check_output(args.out, args.overwrite, is_facegan_image)
+    if args.outdir:
+        if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+            raise UserError(f"--outdir {args.outdir}: exists and is not a directory")
+        for path in _outdir_names(args):
+            check_output(path, args.overwrite, is_facegan_image)
 
 
 @cli_entry("facegan-sample")
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not args.out and not args.outdir:
-        raise UserError("give --out FILE or --outdir DIR")
-    if args.n < 1:
-        raise UserError(f"--n {args.n}: must be at least 1")
+    check_outputs(args)
     if not 0 < args.truncation <= 1:
         raise UserError(f"--truncation {args.truncation}: must be in (0, 1]")
+    device = check_device(args.device)
     from ..eval import explore
     from ..eval.generator_io import load_generator
     from ..latents import latents
-    from ..train.samples import generate, save_grid
+    from ..train.samples import generate, grid_uint8
 
     psis = explore.parse_psis(args.truncation_row) if args.truncation_row else None
-    g, info = load_generator(args.source, raw=args.raw, device=args.device)
+    g, info = load_generator(args.source, raw=args.raw, device=device)
     nz = info["architecture"]["nz"]
     if psis:
         if not args.out:
             raise UserError("--truncation-row writes --out row.png")
-        explore.save_image(explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow), args.out)
+        row = explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow)
+        save_image(torch.from_numpy(np.asarray(row)).permute(2, 0, 1), args.out)
         print(f"facegan-sample: wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
         return 0
     if args.interpolate:
-        if not args.out:
-            raise UserError("--interpolate writes --out walk.gif (or walk.mp4, or a .png strip)")
         frames = explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size)
-        print(f"facegan-sample: wrote {explore.write_walk(frames, args.out)} to {args.out}")
+        ext = os.path.splitext(args.out)[1].lower()
+        if ext == ".mp4":
+            written = explore.write_walk(frames, args.out)
+        elif ext in ANIMATION_FORMATS:
+            save_animation(list(frames), args.out)
+            written = f"{len(frames)} frames"
+        else:
+            save_image(grid_uint8(frames, nrow=len(frames)), args.out)
+            written = f"a strip of {len(frames)} frames"
+        print(f"facegan-sample: wrote {written} to {args.out}")
         return 0
     images = generate(g, latents(args.n, nz, args.seed, args.truncation), args.batch_size)
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
-        for i, im in enumerate(images):
-            Image.fromarray(im.permute(1, 2, 0).numpy()).save(os.path.join(args.outdir, f"{args.seed:04d}-{i:06d}.png"))
+        for path, im in zip(_outdir_names(args), images):
+            save_image(im, path)
         print(f"facegan-sample: wrote {len(images)} images to {args.outdir}")
     if args.out:
         nrow = args.nrow or max(1, int(round(len(images) ** 0.5)))
-        save_grid(images, args.out, nrow=nrow)
+        save_image(grid_uint8(images, nrow=nrow), args.out)
         print(f"facegan-sample: wrote a grid of {len(images)} images to {args.out}")
     return 0
 

@@ -7,7 +7,7 @@ are i.i.d. slices). The stream never ends, so no rank waits on another; the trai
 batch per step. Its position is a batch index: a resumed run starts at the batch it stopped at
 and sees exactly the batches an uninterrupted run would have seen.
 
-Evaluation: the val split once, in manifest order, each rank taking every world-th sample.
+Evaluation: the val split once, in manifest order, each rank taking every world-th batch.
 """
 
 import atexit
@@ -47,6 +47,11 @@ def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, resid
             reason += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
         tracker.failed(url, reason, max(lost, 0))
     return mine
+
+
+class TooLittleData(BadData):
+    """A reader's whole pass gave less than one batch (shard URLs whose counts are unknown up
+    front): one line, exit status 2, from a loader worker too (see BadData)."""
 
 
 def _image_bytes(sample):
@@ -120,7 +125,7 @@ class TrainStream(IterableDataset):
                           counts=self.counts, slot=wid)
         p, skip = divmod(local_start, per_pass) if per_pass else (0, local_start)
         while True:
-            produced, skipped, raw, pending = 0, 0, 0, []
+            produced, skipped, raw, pending, decoded = 0, 0, 0, [], 0
             for sample in self._pass_samples(assigned, slot, p, tracker):
                 if skip:  # fast-forward on resume: read, don't decode; B raw samples = 1 batch
                     raw += 1
@@ -131,12 +136,16 @@ class TrainStream(IterableDataset):
                 if arr is None:
                     continue
                 pending.append(arr)
+                decoded += 1
                 if len(pending) == self.batch_size:
                     yield decoded_batch(pending)
                     produced, pending = produced + 1, []
             if produced == 0 and skipped == 0:  # not one batch's worth of data in a whole pass
-                raise RuntimeError(f"rank {self.rank}: a whole pass over {len(assigned)} shard(s) gave no "
-                                   f"batch of {self.batch_size} images")
+                raise TooLittleData(
+                    f"data.shards: a whole pass over {len(assigned)} shard(s) gave {decoded} usable images, fewer "
+                    f"than one batch of {self.batch_size}" + (f" (rank {self.rank} of {self.world}, loader worker "
+                                                              f"{wid} of {nw})" if nslots > 1 else "")
+                    + "; use a smaller train.batch_size, fewer data.workers or more data")
             p += 1
 
     def _pass_samples(self, assigned, slot, p, tracker):
@@ -223,7 +232,8 @@ def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 
 
 
 class EvalStream(IterableDataset):
-    """The split once, in order; this rank's samples are those at positions rank, rank+world, ..."""
+    """The split once, in order, in batches of consecutive samples; this rank's are batches rank,
+    rank + world, ... (so a sample is embedded in the same batch whatever the process count)."""
 
     def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
                  limit: Optional[int] = None, max_bad_fraction: float = 0.01, stall_s: float = STALL_S):
@@ -239,14 +249,13 @@ class EvalStream(IterableDataset):
             for sample in read_shard(url, tracker, self.shards.count_of(url), stall_s=self.stall_s):
                 if self.limit is not None and position >= self.limit:
                     break
-                mine = position % self.world == self.rank
+                mine = position // self.batch_size % self.world == self.rank
                 position += 1
-                if not mine:
-                    continue
-                arr = decode_sample(sample, self.shards.resolution, tracker)
-                if arr is not None:
-                    pending.append(arr)
-                if len(pending) == self.batch_size:
+                if mine:
+                    arr = decode_sample(sample, self.shards.resolution, tracker)
+                    if arr is not None:
+                        pending.append(arr)
+                if position % self.batch_size == 0 and pending:  # batches never straddle blocks
                     yield decoded_batch(pending)
                     pending = []
         if pending:
@@ -254,5 +263,6 @@ class EvalStream(IterableDataset):
 
 
 def eval_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1,
-                limit: Optional[int] = None) -> DataLoader:
-    return DataLoader(EvalStream(shards, batch_size, rank, world, limit), batch_size=None, num_workers=0)
+                limit: Optional[int] = None, max_bad_fraction: float = 0.01) -> DataLoader:
+    return DataLoader(EvalStream(shards, batch_size, rank, world, limit, max_bad_fraction), batch_size=None,
+                      num_workers=0)

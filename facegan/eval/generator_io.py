@@ -73,6 +73,14 @@ def load_generator(source: str, raw: bool = False, device="cpu"):
     return g.to(device).eval(), info
 
 
+def is_export(path: str) -> bool:
+    """Whether `path` is a generator facegan exported (its metadata says so); never raises."""
+    try:
+        return json.loads(ckpt.read_metadata(path).get("format_version", "null")) == EXPORT_FORMAT
+    except Exception:
+        return False
+
+
 def export_generator(source: str, out: str, fid=None) -> dict:
     g, info = load_generator(source)
     summary = dict(info.get("summary") or {})

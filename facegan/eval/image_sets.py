@@ -19,7 +19,7 @@ from ..io import file_digest, save_safetensors_atomic
 from ..train.distributed import rank_world
 from .features import extractor_id
 from .inception_weights import cache_dir
-from .metrics import extract, reference_features
+from .metrics import blocks_of, extract, merge_blocks, reference_features
 
 from ..data.sources import IMAGE_EXTS as IMAGE_EXTENSIONS
 
@@ -119,8 +119,10 @@ class FolderSet(ImageSet):
                     os.remove(os.path.join(os.path.dirname(path), f))
         rank, world = rank_world(accelerator)
         skipped = []
-        feats = extract(extractor, _batches(files[rank::world], batch_size, skipped), device, accelerator,
-                        desc=f"images {os.path.basename(os.path.normpath(self.path))}")
+        mine = [f for a, b in blocks_of(len(files), batch_size, rank, world) for f in files[a:b]]
+        feats = extract(extractor, _batches(mine, batch_size, skipped), device, accelerator,
+                        desc=f"images {os.path.basename(os.path.normpath(self.path))}",
+                        merge=merge_blocks(len(files), batch_size))
         if skipped:
             print(f"facegan: skipped {len(skipped)} unreadable image(s) in {self.path}, e.g. {skipped[0]}",
                   file=sys.stderr)

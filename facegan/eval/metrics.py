@@ -52,24 +52,52 @@ def _load_cache(path: str, content: str):
 
 
 @torch.no_grad()
-def extract(extractor, batches, device, accelerator=None, desc="features") -> torch.Tensor:
-    """Features of uint8 batches; with several processes, each rank's share is gathered."""
+def extract(extractor, batches, device, accelerator=None, desc="features", merge=None) -> torch.Tensor:
+    """Features of uint8 batches; with several processes, each rank's share is gathered.
+
+    merge(parts) -> tensor puts the ranks' rows (a list, rank by rank) into sample order
+    (merge_blocks); by default they stay rank by rank."""
     quiet = accelerator is not None and not accelerator.is_main_process
     bar = tqdm(batches, desc=desc, unit="batch", disable=True if quiet else None, file=sys.stderr, leave=False)
     feats = [extractor(b.to(device)).float() for b in bar]
     local = torch.cat(feats) if feats else torch.zeros(0, extractor.num_features, device=device)
     if accelerator is not None and accelerator.num_processes > 1:
-        local = _gather_ragged(accelerator, local)
+        local = (merge or torch.cat)(_gather_ragged(accelerator, local))
     return local.cpu()
 
 
-def _gather_ragged(accelerator, t: torch.Tensor) -> torch.Tensor:
-    """All-gather rows from ranks that may hold different counts (pad, gather, trim)."""
+def blocks_of(n: int, batch_size: int, rank: int = 0, world: int = 1) -> list:
+    """(start, stop) of the batches of samples 0..n-1 that `rank` embeds: batches rank,
+    rank + world, ... So every sample sits in the same batch whatever the process count, and the
+    features (hence FID and KID) are bit-identical for one process or several."""
+    return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)][rank::world]
+
+
+def merge_blocks(n: int, batch_size: int):
+    """merge(parts) for extract(): rank r's rows are its blocks_of(...), in order; deal them back
+    into sample order. Ranks that dropped unreadable samples no longer fit: rows stay rank by rank."""
+
+    def merge(parts: list) -> torch.Tensor:
+        world = len(parts)
+        spans = [blocks_of(n, batch_size, r, world) for r in range(world)]
+        if [p.shape[0] for p in parts] != [sum(b - a for a, b in sp) for sp in spans]:
+            return torch.cat(parts)
+        rows = {}
+        for part, sp in zip(parts, spans):
+            rows.update(zip(sp, torch.split(part, [b - a for a, b in sp])))
+        return torch.cat([rows[k] for k in sorted(rows)])
+
+    return merge
+
+
+def _gather_ragged(accelerator, t: torch.Tensor) -> list:
+    """All-gather rows from ranks that may hold different counts (pad, gather, trim): one
+    tensor per rank."""
     counts = accelerator.gather(torch.tensor([t.shape[0]], device=t.device)).tolist()
     padded = accelerator.pad_across_processes(t, dim=0)
     rows = accelerator.gather(padded)
     width = padded.shape[0]
-    return torch.cat([rows[r * width: r * width + k] for r, k in enumerate(counts)])
+    return [rows[r * width: r * width + k] for r, k in enumerate(counts)]
 
 
 def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, n: int, extractor, device,
@@ -94,7 +122,7 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
                     os.remove(f)
     rank, world = rank_world(accelerator)
     feats = extract(extractor, eval_loader(shards, batch_size, rank, world, limit=n), device, accelerator,
-                    desc=f"reference {split}")
+                    desc=f"reference {split}", merge=merge_blocks(n, batch_size))
     if feats.shape[0] == 0:
         raise UserError(f"the reference {split} split holds no images")
     if path and (accelerator is None or accelerator.is_main_process):
@@ -117,9 +145,14 @@ def small_n_warning(n_real: int, n_fake: int, dim: int = 2048):
             f"with scores computed at the same n")
 
 
-def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_subset: int = 1000) -> dict:
-    """Scores from torchmetrics, fed precomputed features through a passthrough extractor; with
-    "prdc" in metrics also precision, recall, density and coverage (k = 5, facegan.eval.prdc)."""
+def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_subset: int = 1000,
+            seed: int = 0) -> dict:
+    """Scores from torchmetrics, fed precomputed (N, D) features through a passthrough extractor;
+    with "prdc" in metrics also precision, recall, density and coverage (k = 5, facegan.eval.prdc).
+
+    KID averages over 100 random subsets that torchmetrics draws from torch's global RNG; they
+    are drawn here from `seed` (the global RNG is left as it was), so the same features always
+    give the same KID."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -128,7 +161,9 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_
     if "fid" in metrics:
         if min(real.shape[0], fake.shape[0]) < 2:
             raise UserError("FID needs at least 2 real and 2 generated images")
-        fid = FrechetInceptionDistance(feature=Passthrough(dim))
+        # The features are already gathered on every rank: torchmetrics must not gather them again
+        # (under torch.distributed it would, counting every sample world times).
+        fid = FrechetInceptionDistance(feature=Passthrough(dim), sync_on_compute=False)
         fid.update(real.double(), real=True)
         fid.update(fake.double(), real=False)
         # FID is a squared distance: a value a hair below 0 is round-off in the matrix square
@@ -136,10 +171,13 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_
         out["fid"] = max(float(fid.compute()), 0.0) + 0.0
     if "kid" in metrics:
         subset = min(kid_subset, real.shape[0], fake.shape[0])
-        kid = KernelInceptionDistance(feature=Passthrough(dim), subset_size=subset, subsets=100)
+        kid = KernelInceptionDistance(feature=Passthrough(dim), subset_size=subset, subsets=100,
+                                      sync_on_compute=False)
         kid.update(real.double(), real=True)
         kid.update(fake.double(), real=False)
-        mean, std = kid.compute()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            mean, std = kid.compute()
         out["kid"], out["kid_std"] = float(mean), float(std)
     if "prdc" in metrics:
         from .prdc import K, prdc

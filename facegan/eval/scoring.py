@@ -5,20 +5,26 @@ import os
 import torch
 
 from ..data.shardset import resolve_shards
+from ..latents import latents
 from ..train.samples import generate
 from ..train.distributed import rank_world
 from .features import extractor_id
-from .metrics import extract, fid_kid, reference_features
+from .metrics import blocks_of, extract, fid_kid, merge_blocks, reference_features
 
 
 def generated_features(G, n: int, extractor, device, seed: int = 12345, batch_size: int = 100,
                        accelerator=None) -> torch.Tensor:
-    """Features of n generated images, split across ranks, gathered."""
+    """(n, features) float32 features of generated images 0..n-1 of `seed`, in that order.
+
+    Sample i's code is facegan.latents.latents(n, nz, seed)[i] whatever the process count: the
+    images are cut into batches and rank r takes batches r, r + world, ... (blocks_of), so each
+    image is generated and embedded in the same batch as on one process, and the gathered rows
+    are put back in sample order: one process or several give the same features, hence the same
+    FID and KID."""
     rank, world = rank_world(accelerator)
-    share = len(range(rank, n, world))
-    z = torch.randn(share, G.nz, 1, 1, generator=torch.Generator().manual_seed(seed + rank))
-    batches = (generate(G, z[i:i + batch_size], batch_size) for i in range(0, share, batch_size))
-    return extract(extractor, batches, device, accelerator, desc="generated")
+    z = latents(n, G.nz, seed)
+    batches = (generate(G, z[a:b], batch_size) for a, b in blocks_of(n, batch_size, rank, world))
+    return extract(extractor, batches, device, accelerator, desc="generated", merge=merge_blocks(n, batch_size))
 
 
 def open_reference(ref: str, split: str, resolution: int):
@@ -32,7 +38,7 @@ def score(G, ref: str, split: str, n: int, extractor, device, metrics=("fid", "k
     shards, cache_dir = open_reference(ref, split, G.resolution)
     real = reference_features(shards, cache_dir, split, n, extractor, device, batch_size, accelerator, log)
     fake = generated_features(G, n, extractor, device, seed, batch_size, accelerator)
-    result = fid_kid(real, fake, metrics)
+    result = fid_kid(real, fake, metrics, seed=seed)
     result["extractor"] = extractor_id(extractor)
     result["split"] = split
     return result

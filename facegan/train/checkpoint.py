@@ -188,15 +188,20 @@ def arch_mismatch(saved: dict, wanted: dict) -> list:
     return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
 
 
+def check_architecture(path: str, state: dict, arch: dict) -> None:
+    """UserError naming every model key where checkpoint `path` (its state.json) and `arch` differ."""
+    diff = arch_mismatch(state.get("architecture", {}), arch)
+    if diff:
+        detail = ", ".join(f"model.{k}: checkpoint {state.get('architecture', {}).get(k)} vs config {arch.get(k)}"
+                           for k in diff)
+        raise UserError(f"{path}: architecture differs from the config ({detail})")
+
+
 def load_checkpoint(path: str, state: dict, nets: dict, opts: dict, arch: dict) -> None:
     """Load a verified checkpoint (state: verify(path)) into nets {name: module} and opts {name:
     optimizer}, in place, on the CPU. UserError when its architecture differs from `arch`,
     naming each differing model.* key."""
-    diff = arch_mismatch(state.get("architecture", {}), arch)
-    if diff:
-        detail = ", ".join(f"model.{k}: checkpoint {state['architecture'].get(k)} vs config {arch.get(k)}"
-                           for k in diff)
-        raise UserError(f"{path}: architecture differs from the config ({detail})")
+    check_architecture(path, state, arch)
     for name, module in nets.items():
         load_network(module, os.path.join(path, f"{name}.safetensors"))
     for name, opt in opts.items():

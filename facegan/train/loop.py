@@ -15,8 +15,6 @@ from accelerate.utils import set_seed
 from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
 from ..data.loader import train_loader
-from ..data.shardset import resolve_shards
-from ..errors import UserError
 from ..io import atomic_path
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
@@ -24,6 +22,7 @@ from .augment import parse_policy
 from .checkpointer import Checkpointer, NonFiniteLoss, RunClock
 from .distributed import agree_on_path
 from .ema import make_ema
+from .preflight import preflight
 from .runlog import RunLog
 from .runtime import Runtime, StopSignal, lock_run_dir, setup_runtime
 from .samples import SampleWriter
@@ -81,13 +80,13 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     an architecture that differs from the checkpoint's), NonFiniteLoss when a loss goes NaN/inf,
     and torch's RuntimeError when a collective fails (a rank died or stalled).
     """
+    shards = preflight(cfg)  # every check that can refuse the run, before anything is written
     rt = setup_runtime(cfg)
     lock = lock_run_dir(rt, cfg.run.dir)
     log = RunLog(os.path.join(cfg.run.dir, "log.txt"), rt.is_main)
     try:
         for line in rt.notes:
             rt.accelerator.print(line)
-        shards = _check_data(cfg)
         _prepare_run_dir(cfg, rt)
         nets = _build_nets(cfg, rt)
         resume_path, state = _resume_target(cfg, rt)
@@ -118,14 +117,6 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
 
 # ---------------------------------------------------------------- stages
-
-def _check_data(cfg):
-    """The training shards, checked before anything is written."""
-    shards = resolve_shards(cfg.data.shards, "train", cfg.model.resolution)
-    if shards.total is not None and shards.total < cfg.train.batch_size:
-        raise UserError(f"data.shards: {cfg.data.shards} holds {shards.total} training images, fewer than "
-                        f"one batch (train.batch_size={cfg.train.batch_size})")
-    return shards
 
 
 def _prepare_run_dir(cfg, rt: Runtime) -> None:

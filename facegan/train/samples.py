@@ -57,15 +57,17 @@ class SampleWriter:
         self.z = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
 
     def write_reals(self, shards) -> None:
-        """A grid of training images (as many as the data holds, up to GRID)."""
+        """A grid of the first training images (as many as the data holds, up to GRID)."""
         if not self.rt.is_main:
             return
-        from ..data.loader import train_loader
+        from ..data.loader import eval_loader
 
-        n = min(GRID, shards.total) if shards.total else GRID
         with torch.random.fork_rng(devices=[]):  # must not shift the training RNG stream
-            reals = next(iter(train_loader(shards, n, seed=self.seed + 1)))
-        save_grid(reals[:GRID], os.path.join(self.dir, "reals.png"))
+            # The first GRID images (fewer in a small dataset); bad ones are skipped here and
+            # judged by the training stream.
+            reals = next(iter(eval_loader(shards, GRID, limit=GRID, max_bad_fraction=1.0)), None)
+        if reals is not None:
+            save_grid(reals[:GRID], os.path.join(self.dir, "reals.png"))
 
     def write(self, progress) -> None:
         if not self.rt.is_main:
