@@ -144,3 +144,16 @@ def cartoon_shards(tmp_path_factory):
     pack(open_source("synthetic:cartoon", limit=640), out,
          PackOptions(size=32, shard_size=64, val_fraction=0.1, workers=1, overwrite=True))
     return out
+
+
+TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
+        "data.workers=0", "log.every_steps=2", "train.sample_every_kimg=0.032", "train.total_kimg=0.128"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(cartoon_shards, tmp_path_factory):
+    """A tiny trained run (8 steps at 32x32) shared by the tools' tests (sample, eval, export, app)."""
+    run = str(tmp_path_factory.mktemp("run"))
+    r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={run}", *TINY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run

@@ -12,18 +12,6 @@ from conftest import ROOT, run_cli
 from facegan.eval.metrics import fid_kid, reference_features
 from facegan.data.loader import resolve_shards
 
-TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
-        "data.workers=0", "log.every_steps=2", "train.sample_every_kimg=0.032", "train.total_kimg=0.128"]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(cartoon_shards, tmp_path_factory):
-    run = str(tmp_path_factory.mktemp("run"))
-    r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={run}", *TINY)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return run
-
-
 @pytest.fixture(scope="module")
 def random_inception(tmp_path_factory):
     """The FID Inception architecture with random weights, saved as a plain tensor file: the

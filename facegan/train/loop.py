@@ -139,7 +139,8 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
                          # a rank that stops making progress ends the job instead of hanging it
                          InitProcessGroupKwargs(timeout=collective_timeout)])
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
-    accelerator.print(describe(accelerator, device_kind, precision))
+    run_device = describe(accelerator, device_kind, precision)
+    accelerator.print(run_device)
     if device_kind == "cpu" and (note := cpu_threads_note(accelerator.num_processes)):
         accelerator.print(note)
     if note := shared_store_note():
@@ -275,7 +276,8 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
             path = ckpt.save_checkpoint(
                 ckpt_root, step, {"G": G_raw, "G_ema": G_ema, "D": D_raw}, {"opt_G": opt_G, "opt_D": opt_D},
                 arch, {"images_seen": images_seen, "scaler": scaler, "wandb_id": wandb_id,
-                       "dataset": cfg.data.shards, "kimg": images_seen / 1000},
+                       "dataset": cfg.data.shards, "kimg": images_seen / 1000,
+                       "device": run_device.removeprefix("facegan: device ")},
                 rng, cfg.train.keep_checkpoints)
         accelerator.wait_for_everyone()
         last_ckpt_step = step  # the same on every rank, so every rank takes the same branches
