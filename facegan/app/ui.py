@@ -83,6 +83,7 @@ def build_app(G, title: str = "facegan"):
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         grid = gr.Image(label="Samples (download: PNG)", type="pil", format="png", interactive=False,
                         buttons=["download", "fullscreen"], elem_id="grid", elem_classes="facegan-img")
+        grid_notes = gr.Markdown(elem_id="grid-notes")
         gr.Markdown("## Interpolate between two seeds")
         with gr.Row():
             seed_a = gr.Number(value=0, label="Seed A", elem_id="seed-a")
@@ -92,11 +93,11 @@ def build_app(G, title: str = "facegan"):
         strip = gr.Image(label="Interpolation strip (download: PNG)", type="pil", format="png", interactive=False,
                          buttons=["download"], elem_id="strip", elem_classes="facegan-img")
         gif = gr.HTML(elem_id="walk")
-        notes = gr.Markdown(elem_id="notes")
+        walk_notes = gr.Markdown(elem_id="walk-notes")
         # Gradio's own slider check refuses out-of-range values with an error; ours clamps them with a
         # note instead, for API callers too, so the raw value is passed on (Numbers pass raw already).
         psi.preprocess = lambda payload: payload
-        generate.click(lambda *v: make_grid(G, *v), [seed, count, psi], [grid, notes], api_name="generate")
-        walk.click(lambda *v: make_walk(G, *v), [seed_a, seed_b, frames, psi], [strip, gif, notes],
+        generate.click(lambda *v: make_grid(G, *v), [seed, count, psi], [grid, grid_notes], api_name="generate")
+        walk.click(lambda *v: make_walk(G, *v), [seed_a, seed_b, frames, psi], [strip, gif, walk_notes],
                    api_name="interpolate")
     return demo.queue(default_concurrency_limit=1, max_size=16)
