@@ -58,7 +58,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def shown(tiny_run, tmp_path_factory):
+def shown(request, tmp_path_factory):
     """(SOURCE for the app, run for the report, resolution)."""
     from facegan.eval.generator_io import load_generator
     from facegan.train.checkpoint import save_network
@@ -69,6 +69,7 @@ def shown(tiny_run, tmp_path_factory):
     # The tiny run's 8 steps leave its images flat gray (under 1 level of spread), which could not
     # tell a drawn image from a blank one: its generator with the last layer's weights scaled
     # x40 draws visible patterns through the same code.
+    tiny_run = request.getfixturevalue("tiny_run")
     g, info = load_generator(tiny_run)
     g.main[-2].weight.data *= 40
     path = str(tmp_path_factory.mktemp("app") / "visible.safetensors")
@@ -84,8 +85,12 @@ def app_url(shown):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
                             start_new_session=True)
     try:
-        line = proc.stdout.readline()  # the app's first line is its URL (or its error)
-        assert f"http://127.0.0.1:{port}/" in line, line + proc.stdout.read()[-2000:] if proc.poll() else line
+        seen = []
+        for line in proc.stdout:  # a loading line, then the URL (or one error line and the end)
+            seen.append(line)
+            if f"http://127.0.0.1:{port}/" in line:
+                break
+        assert seen and f"http://127.0.0.1:{port}/" in seen[-1], "".join(seen)[-2000:]
         yield f"http://127.0.0.1:{port}/"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -111,14 +116,19 @@ def _img(url):
         return Image.open(io.BytesIO(r.read())).convert("RGB")
 
 
-def _grid_src(drv, old=None, timeout=60):
-    """src of the grid <img> once one has loaded (and differs from `old`)."""
+def _loaded(drv, selector, old=None, timeout=60):
+    """(src, naturalWidth) of the <img> at `selector` once it has loaded (and its src differs from `old`)."""
+    found = []
+
     def ready():
-        return drv.execute_script(
-            "const i = document.querySelector('#grid img');"
-            "return i && i.complete && i.naturalWidth > 0 ? i.src : null;") not in (None, old)
-    wait_for(ready, timeout, "the generated grid")
-    return drv.execute_script("return document.querySelector('#grid img').src;")
+        got = drv.execute_script(
+            f"const i = document.querySelector('{selector}');"
+            "return i && i.complete && i.naturalWidth > 0 ? [i.src, i.naturalWidth] : null;")
+        if got and got[0] != old:
+            found.append(got)
+        return bool(found)
+    wait_for(ready, timeout, f"the image {selector}")
+    return found[0]
 
 
 def _set_number(drv, elem_id, value):
@@ -143,23 +153,19 @@ def test_app_generates_in_the_browser(browser, app_url, shown, tmp_path):
     wait_for(lambda: browser.find_elements(By.ID, "generate"), 60, "the app page")
     _set_number(browser, "count", 9)
     browser.find_element(By.ID, "generate").click()
-    src = _grid_src(browser)
+    src, width = _loaded(browser, "#grid img")
     first = _img(src)
     side = 3 * res + 4 * PAD
-    assert first.size == (side, side)
+    assert first.size == (side, side) and width == side
     assert _tile_spread(first, res) > 5  # not blank
-    assert browser.execute_script("return document.querySelector('#grid img').naturalWidth") == side
     _set_number(browser, "seed", 1234)
     browser.find_element(By.ID, "generate").click()
-    second = _img(_grid_src(browser, old=src))
+    second = _img(_loaded(browser, "#grid img", old=src)[0])
     assert second.size == (side, side) and not np.array_equal(np.asarray(first), np.asarray(second))
     assert "9 images, seed 1234" in browser.find_element(By.ID, "grid-notes").text
     browser.find_element(By.ID, "interpolate").click()
-    wait_for(lambda: browser.execute_script(
-        "const i = document.querySelector('#walk-gif'); return i && i.complete && i.naturalWidth > 0;"),
-        60, "the interpolation GIF")
-    strip = browser.execute_script("return document.querySelector('#strip img').naturalWidth")
-    assert strip == 12 * res + 13 * PAD
+    _loaded(browser, "#walk-gif")
+    assert _loaded(browser, "#strip img")[1] == 12 * res + 13 * PAD
     assert "12 frames from seed 0 to seed 1" in browser.find_element(By.ID, "walk-notes").text
     path = _screenshot(browser, tmp_path, "app.png")
     assert os.path.getsize(path) < 300_000

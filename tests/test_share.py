@@ -166,3 +166,23 @@ def test_app_handlers_bound_hostile_values(hub_dir):
     assert gif.startswith('<div class="facegan-img"><img id="walk-gif" src="data:image/gif;base64,')
     strip, _, notes = make_walk(G, [1], {"a": 2}, "", 1)
     assert strip.size == (side(12), side(1)) and "a list is not a number" in notes
+
+
+def test_app_cli_refuses_in_one_line(hub_dir, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    from facegan.cli.app import main as app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as e:
+        app([hub_dir, "--share"])  # checked before anything is loaded or served
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "--share needs the internet" in err
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SystemExit) as e:
+        app(["nobody/no-such-model", "--port", "0"])
+    err = capsys.readouterr().err.splitlines()  # a "loading" line, then one error line
+    assert e.value.code == 2 and len(err) == 2 and "could not load it from the Hugging Face Hub" in err[1]
+    with pytest.raises(SystemExit):
+        app(["no/such/path"])
+    assert "no such file or directory" in capsys.readouterr().err

@@ -17,7 +17,10 @@ from PIL import Image
 
 from . import bounds
 
-STYLE = "<style>.facegan-img img { image-rendering: pixelated; }</style>"
+# Small faces shown large and sharp (the PNG downloads keep their own pixels).
+STYLE = ("<style>.facegan-img img { image-rendering: pixelated; object-fit: contain !important; }"
+         " #grid img { height: 320px !important; width: auto !important; max-width: 100%; }"
+         " #strip img { height: 96px !important; width: auto !important; max-width: 100%; }</style>")
 
 
 def _grid(images, nrow: int) -> Image.Image:

@@ -57,6 +57,7 @@ def main(argv=None):
     if args.share:
         _check_share_reachable()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    print(f"facegan-app: loading {args.source} and the app ...", file=sys.stderr, flush=True)
     from ..share.model import FaceGenerator
 
     G = FaceGenerator.from_pretrained(args.source, map_location=args.device)

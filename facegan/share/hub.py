@@ -9,6 +9,7 @@ DIR/app.py, requirements.txt   the facegan app on these weights (a Gradio Space)
 The folder is built in a temporary directory and renamed whole (facegan.io.atomic_dir).
 """
 
+import json
 import os
 
 from ..errors import UserError
@@ -27,8 +28,6 @@ def _check_target(path: str, overwrite: bool) -> None:
         return
     ours = False
     try:
-        import json
-
         with open(os.path.join(path, CONFIG)) as f:
             ours = json.load(f).get(MARKER) == "facegan"
     except (OSError, ValueError):

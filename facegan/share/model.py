@@ -90,9 +90,18 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
             model.load_state_dict(g.state_dict())
             model.info = {"summary": info.get("summary") or {}, "source": info["source"]}
             return model.to(kwargs.get("map_location", "cpu")).eval()
-        if not os.path.exists(source) and not looks_like_repo_id(source):
+        if os.path.exists(source):
+            return super().from_pretrained(source, **kwargs)
+        if not looks_like_repo_id(source):
             raise UserError(f"{source}: no such file or directory, and not a Hub repo id (user/name)")
-        return super().from_pretrained(source, **kwargs)
+        try:
+            return super().from_pretrained(source, **kwargs)
+        except UserError:
+            raise
+        except Exception as err:  # offline, no such repo, no permission: one line
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(f"{source}: could not load it from the Hugging Face Hub ({type(err).__name__}: "
+                            f"{first[:200]})") from None
 
     @classmethod
     def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token,
@@ -102,13 +111,8 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
         else:
             from huggingface_hub import hf_hub_download
 
-            try:
-                weights = hf_hub_download(model_id, WEIGHTS, revision=revision, cache_dir=cache_dir,
-                                          force_download=force_download, token=token,
-                                          local_files_only=local_files_only)
-            except Exception as err:  # offline, no such repo, no permission: one line
-                raise UserError(f"{model_id}: could not fetch {WEIGHTS} from the Hub "
-                                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+            weights = hf_hub_download(model_id, WEIGHTS, revision=revision, cache_dir=cache_dir,
+                                      force_download=force_download, token=token, local_files_only=local_files_only)
         model = cls(**{k: v for k, v in model_kwargs.items() if k in ("resolution", "nz", "ngf", "channels")})
         from safetensors.torch import load_file
 
