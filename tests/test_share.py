@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 pytest.importorskip("huggingface_hub")
 pytest.importorskip("gradio")
@@ -109,15 +109,18 @@ def test_hub_dir_refuses_foreign_folders(tiny_run, hub_dir, tmp_path, capsys):
 
 
 def test_push_offline_or_without_token_is_one_line(tiny_run, tmp_path, monkeypatch, capsys):
-    folder = tmp_path / "push"
-    r = run_cli("-m", "facegan.cli.export", tiny_run, "--hub-dir", str(folder), "--push-to-hub", "me/faces",
-                env={"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.count("\n") == 1 and "HF_HUB_OFFLINE" in r.stderr and f"hf upload me/faces {folder}" in r.stderr
-    assert os.path.isfile(folder / "model.safetensors")  # left on disk to push later
-
     import huggingface_hub
     from huggingface_hub import constants
+
+    # HF_HUB_OFFLINE=1 as huggingface_hub reads it (into constants, when it is imported)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    folder = tmp_path / "push"
+    with pytest.raises(SystemExit) as e:
+        export(tiny_run, "--hub-dir", folder, "--push-to-hub", "me/faces")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "HF_HUB_OFFLINE" in err
+    assert f"hf upload me/faces {folder} ." in err
+    assert os.path.isfile(folder / "model.safetensors")  # left on disk to push later
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
