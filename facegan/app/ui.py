@@ -62,7 +62,8 @@ def make_walk(G, seed_a, seed_b, frames, psi):
     uri = "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
     size = max(128, G.resolution)
     gif = (f'<div class="facegan-img"><img id="walk-gif" src="{uri}" width="{size}" height="{size}" '
-           f'alt="walk from seed {a} to seed {b}"><br><a download="walk-{a}-{b}.gif" href="{uri}">Download GIF</a></div>')
+           f'alt="walk from seed {a} to seed {b}"><br>'
+           f'<a download="walk-{a}-{b}.gif" href="{uri}">Download GIF</a></div>')
     summary = f"{k} frames from seed {a} to seed {b}, truncation {t:g}"
     return _grid(images, len(images)), gif, "\n".join([summary, "", _notes(notes)]).strip()
 

@@ -66,7 +66,8 @@ def _training(facts: RunFacts) -> str:
                  + (f" ({facts.dataset_kind})" if facts.dataset_kind else "")
                  + (f", from the Hub dataset `{facts.hub_datasets[0]}`" if facts.hub_datasets else "")))
     table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
-    config = (f"\n\nThe resolved training config (`config.yaml` of the run):\n\n```yaml\n{facts.config_text.strip()}\n```"
+    config = ("\n\nThe resolved training config (`config.yaml` of the run):\n\n"
+              f"```yaml\n{facts.config_text.strip()}\n```"
               if facts.config_text else "\n\nThe run's config was not available at export (exported from a file).")
     return table + config
 

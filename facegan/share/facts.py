@@ -136,7 +136,8 @@ def gather(info: dict, architecture: dict, scores_json: str = None, fid: float =
             facts.config_text = f.read()
         rows = read_metrics(os.path.join(run, "metrics.jsonl"))
         facts.train_seconds = train_seconds(rows, facts.kimg if facts.kimg is not None else float("inf"))
-        ref = _config_value(facts.config_text, "eval", "ref") or _config_value(facts.config_text, "data", "shards") or ref
+        ref = (_config_value(facts.config_text, "eval", "ref") or _config_value(facts.config_text, "data", "shards")
+               or ref)
     _dataset(summary.get("dataset"), facts)
     if scores_json:
         facts.scores = scores_from_eval_json(scores_json)
