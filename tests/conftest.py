@@ -154,7 +154,7 @@ EVAL_TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16",
 
 @pytest.fixture(scope="session")
 def tiny_run(cartoon_shards, tmp_path_factory):
-    """A generator trained for 8 steps on cartoon_shards (shared by the tools' tests)."""
+    """A tiny trained run (8 steps at 32x32) shared by the tools' tests (sample, eval, export, app)."""
     run = str(tmp_path_factory.mktemp("run"))
     r = run_cli(os.path.join(ROOT, "launch", "train.py"), f"data.shards={cartoon_shards}", f"run.dir={run}",
                 *EVAL_TINY)

@@ -16,6 +16,7 @@ from ..models.registry import spec_of
 from ..train import checkpoint as ckpt
 
 EXPORT_FORMAT = "facegan-generator-1"
+HUB_WEIGHTS = "model.safetensors"  # in a Hub folder: an export under the Hub's file name
 
 
 def _arch_of(path: str) -> dict:
@@ -31,7 +32,7 @@ def _arch_of(path: str) -> dict:
 
 
 def resolve_source(source: str, raw: bool = False):
-    """(weights file, checkpoint dir or None) for a checkpoint dir, run dir or exported file."""
+    """(weights file, checkpoint dir or None) for a checkpoint dir, run dir, Hub folder or exported file."""
     if not os.path.exists(source):
         raise UserError(f"{source}: no such file or directory")
     name = "G.safetensors" if raw else "G_ema.safetensors"
@@ -39,6 +40,10 @@ def resolve_source(source: str, raw: bool = False):
         if raw:
             raise UserError(f"{source}: an exported file holds only the EMA generator; drop --raw")
         return source, None
+    if os.path.isfile(os.path.join(source, HUB_WEIGHTS)):  # a Hub folder (facegan-export --hub-dir)
+        if raw:
+            raise UserError(f"{source}: a Hub folder holds only the EMA generator; drop --raw")
+        return os.path.join(source, HUB_WEIGHTS), None
     if os.path.isfile(os.path.join(source, ckpt.STATE)):
         ckpt.verify(source)
         return os.path.join(source, name), source

@@ -27,7 +27,8 @@ from ..data.sources import IMAGE_EXTS as IMAGE_EXTENSIONS
 def is_generator(path: str) -> bool:
     if os.path.isfile(path):
         return path.endswith(".safetensors")
-    return any(os.path.exists(os.path.join(path, f)) for f in ("state.json", "checkpoints", "config.yaml"))
+    markers = ("state.json", "checkpoints", "config.yaml", "model.safetensors")  # the last: a Hub folder
+    return any(os.path.exists(os.path.join(path, f)) for f in markers)
 
 
 def is_shard_dataset(path: str) -> bool:

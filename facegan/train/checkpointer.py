@@ -74,7 +74,8 @@ class Checkpointer:
                 self.root, step, {"G": n.G_raw, "G_ema": n.G_ema, "D": n.D_raw},
                 {"opt_G": n.opt_G, "opt_D": n.opt_D}, n.arch,
                 {"images_seen": images_seen, "scaler": scaler.state_dict() if scaler is not None else None,
-                 "wandb_id": self.wandb_id, "dataset": self.cfg.data.shards, "kimg": images_seen / 1000, **totals},
+                 "wandb_id": self.wandb_id, "dataset": self.cfg.data.shards, "kimg": images_seen / 1000,
+                 "device": self.rt.description, **totals},
                 rng, self.cfg.train.keep_checkpoints)
         self.rt.accelerator.wait_for_everyone()
         self.last_step = step

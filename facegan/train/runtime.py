@@ -98,6 +98,7 @@ class Runtime:
     memory_format: torch.memory_format
     batch: int  # per rank
     notes: list  # what to tell the user about it (printed once the run directory is taken)
+    description: str = ""  # e.g. "NVIDIA H100 (8 processes, DDP over nccl), precision bf16 autocast"
 
     @property
     def device(self) -> torch.device:
@@ -141,7 +142,8 @@ def setup_runtime(cfg) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
     fmt = torch.channels_last if use_channels_last(cfg.train.channels_last, kind) else torch.contiguous_format
-    return Runtime(accelerator, kind, precision, fmt, cfg.train.batch_size // accelerator.num_processes, notes)
+    return Runtime(accelerator, kind, precision, fmt, cfg.train.batch_size // accelerator.num_processes, notes,
+                   notes[0].removeprefix("facegan: device "))
 
 
 def lock_run_dir(rt: Runtime, run_dir: str):

@@ -1,0 +1,107 @@
+"""The facegan web app (Gradio Blocks): a seed and a count give a grid, a truncation slider, two
+seeds give an interpolation strip and an animated GIF. `facegan-app` and a Hub folder's app.py
+both serve build_app().
+
+The two handlers, make_grid() and make_walk(), are plain functions of the visitor's values: every
+value goes through facegan.app.bounds first (a note says what was clamped), and nothing a visitor
+sends is used as a path. Images are returned as PIL images (PNG downloads); the GIF travels inside
+the page as a data URI, so the app writes no files of its own.
+"""
+
+import base64
+import html
+import io
+import math
+
+from PIL import Image
+
+from . import bounds
+
+# Small faces shown large and sharp (the PNG downloads keep their own pixels).
+STYLE = ("<style>.facegan-img img { image-rendering: pixelated; object-fit: contain !important; }"
+         " #grid img { height: 320px !important; width: auto !important; max-width: 100%; }"
+         " #strip img { height: 96px !important; width: auto !important; max-width: 100%; }</style>")
+
+
+def _grid(images, nrow: int) -> Image.Image:
+    """(N, H, W, 3) uint8 -> one PIL grid with 2 px white padding (as facegan-sample writes)."""
+    import torch
+
+    from ..train.samples import grid_uint8
+
+    grid = grid_uint8(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=nrow)
+    return Image.fromarray(grid.permute(1, 2, 0).numpy())
+
+
+def _notes(notes: list) -> str:
+    return "\n".join(f"- {html.escape(n)}" for n in notes)
+
+
+def make_grid(G, seed, count, psi):
+    """(PIL grid of `count` samples of `seed` at truncation psi, notes as Markdown)."""
+    notes = []
+    s = bounds.seed(seed, notes)
+    n = bounds.bounded_int(count, "count", 1, bounds.MAX_COUNT, 16, notes)
+    t = bounds.truncation(psi, notes)
+    images = G.sample(n, seed=s, truncation=t)
+    summary = f"{n} image{'s' if n > 1 else ''}, seed {s}, truncation {t:g}"
+    return _grid(images, max(1, math.ceil(math.sqrt(n)))), "\n".join([summary, "", _notes(notes)]).strip()
+
+
+def make_walk(G, seed_a, seed_b, frames, psi):
+    """(PIL strip of the walk, HTML with the animated GIF and its download link, notes)."""
+    notes = []
+    a, b = bounds.seed(seed_a, notes, "seed A"), bounds.seed(seed_b, notes, "seed B")
+    k = bounds.bounded_int(frames, "frames", 2, bounds.MAX_FRAMES, 12, notes)
+    t = bounds.truncation(psi, notes)
+    images = G.interpolate(a, b, k, truncation=t)
+    pics = [Image.fromarray(im) for im in images]
+    buf = io.BytesIO()
+    back = pics[::-1][1:-1]  # there and back again, so the loop has no jump
+    pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:] + back, duration=90, loop=0)
+    uri = "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
+    size = max(128, G.resolution)
+    gif = (f'<div class="facegan-img"><img id="walk-gif" src="{uri}" width="{size}" height="{size}" '
+           f'alt="walk from seed {a} to seed {b}"><br>'
+           f'<a download="walk-{a}-{b}.gif" href="{uri}">Download GIF</a></div>')
+    summary = f"{k} frames from seed {a} to seed {b}, truncation {t:g}"
+    return _grid(images, len(images)), gif, "\n".join([summary, "", _notes(notes)]).strip()
+
+
+def build_app(G, title: str = "facegan"):
+    """A gr.Blocks for generator G (a facegan FaceGenerator), queued one request at a time with
+    at most 16 waiting. Not launched: call .launch(server_name=..., server_port=...)."""
+    import gradio as gr
+
+    res = G.resolution
+    with gr.Blocks(title=f"{title} - facegan", analytics_enabled=False, delete_cache=(600, 600)) as demo:
+        gr.HTML(STYLE)
+        gr.Markdown(f"# {html.escape(title)}\nA {res}x{res} DCGAN face generator (facegan). A seed names a set of "
+                    f"faces: the same seed gives the same faces here, in `facegan-sample` and in "
+                    f"`FaceGenerator.sample`. Truncation below 1 gives more typical, less varied faces.")
+        with gr.Row():
+            seed = gr.Number(value=0, label=f"Seed (0 - {bounds.SEED_RANGE - 1})", elem_id="seed")
+            count = gr.Number(value=16, label=f"Images (1 - {bounds.MAX_COUNT})", elem_id="count")
+            psi = gr.Slider(bounds.PSI_MIN, bounds.PSI_MAX, value=1.0, step=0.05, label="Truncation (psi)",
+                            elem_id="psi")
+        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        grid = gr.Image(label="Samples (download: PNG)", type="pil", format="png", interactive=False,
+                        buttons=["download", "fullscreen"], elem_id="grid", elem_classes="facegan-img")
+        grid_notes = gr.Markdown(elem_id="grid-notes")
+        gr.Markdown("## Interpolate between two seeds")
+        with gr.Row():
+            seed_a = gr.Number(value=0, label="Seed A", elem_id="seed-a")
+            seed_b = gr.Number(value=1, label="Seed B", elem_id="seed-b")
+            frames = gr.Number(value=12, label=f"Frames (2 - {bounds.MAX_FRAMES})", elem_id="frames")
+        walk = gr.Button("Interpolate", elem_id="interpolate")
+        strip = gr.Image(label="Interpolation strip (download: PNG)", type="pil", format="png", interactive=False,
+                         buttons=["download"], elem_id="strip", elem_classes="facegan-img")
+        gif = gr.HTML(elem_id="walk")
+        walk_notes = gr.Markdown(elem_id="walk-notes")
+        # Gradio's own slider check refuses out-of-range values with an error; ours clamps them with a
+        # note instead, for API callers too, so the raw value is passed on (Numbers pass raw already).
+        psi.preprocess = lambda payload: payload
+        generate.click(lambda *v: make_grid(G, *v), [seed, count, psi], [grid, grid_notes], api_name="generate")
+        walk.click(lambda *v: make_walk(G, *v), [seed_a, seed_b, frames, psi], [strip, gif, walk_notes],
+                   api_name="interpolate")
+    return demo.queue(default_concurrency_limit=1, max_size=16)
