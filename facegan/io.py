@@ -255,18 +255,32 @@ class DirLock:
         self.release()
 
 
-def lock_enclosing(path: str, what: str = "run directory"):
-    """The lock of the nearest directory at or above `path` that a facegan writer locks (a run or
-    shard directory holds a lock file), taken for an output written inside it; None when the
-    output is not inside one. Raises UserError naming the holder when it is held."""
+def _locked_ancestor(path: str):
+    """The nearest directory at or above `path` that a facegan writer locks (it holds a lock file)."""
     d = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
     while True:
         if os.path.isfile(os.path.join(d, LOCK_NAME)):
-            return DirLock(d, what).acquire()
+            return d
         parent = os.path.dirname(d)
         if parent == d:
             return None
         d = parent
+
+
+def lock_outputs(paths, what: str = "run directory") -> list:
+    """Locks of the run or shard directories that outputs `paths` (None entries ignored) will be
+    written into, so a tool never writes into a directory a training or packer holds. Keep the
+    returned list alive while writing; UserError naming the holder when one is held."""
+    dirs = sorted({d for d in (_locked_ancestor(p) for p in paths if p) if d})
+    locks = []
+    try:
+        for d in dirs:
+            locks.append(DirLock(d, what).acquire())
+    except UserError:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
 
 
 def is_lock_file(name: str) -> bool:

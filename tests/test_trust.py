@@ -71,6 +71,12 @@ def test_second_training_on_a_run_dir_is_refused_naming_the_holder(cartoon_shard
         # Another writer into the run (the report) is refused the same way.
         rep = run_cli("-m", "facegan.cli.report", run)
         assert rep.returncode == 2 and f"pid {first.pid}" in rep.stderr
+        # ... and so is a tool writing into it, in process (the lock is the OS's, not a PID file).
+        from facegan.cli.sample import main as sample_main
+
+        with pytest.raises(SystemExit) as exit_info:
+            sample_main([run, "--n", "4", "--out", os.path.join(run, "samples", "mine.png")])
+        assert exit_info.value.code == 2 and not os.path.exists(os.path.join(run, "samples", "mine.png"))
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=120)
         assert first.returncode == 0

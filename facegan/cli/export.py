@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..errors import UserError, cli_entry
+from ..io import lock_outputs
 
 
 def build_parser():
@@ -41,6 +42,7 @@ def main(argv=None):
         raise UserError("give --out FILE, --hub-dir DIR or --push-to-hub USER/REPO")
     if args.push_to_hub and (args.push_to_hub.count("/") != 1 or not all(args.push_to_hub.split("/"))):
         raise UserError(f"--push-to-hub {args.push_to_hub}: expected USER/REPO")
+    held = lock_outputs([args.out, args.hub_dir])  # noqa: F841 (held while writing; released at return)
     if args.out:
         from ..eval.generator_io import export_generator, is_export
         from ..outputs import check_output

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError, cli_entry
+from ..io import lock_outputs
 from ..outputs import (ANIMATION_FORMATS, GRID_FORMATS, VIDEO_FORMATS, check_output, image_format, is_facegan_image,
                        save_animation, save_image)
 
@@ -100,6 +101,7 @@ def check_outputs(args) -> None:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_outputs(args)
+    held = lock_outputs([args.out, args.outdir])  # noqa: F841 (held while writing; released at return)
     if not 0 < args.truncation <= 1:
         raise UserError(f"--truncation {args.truncation}: must be in (0, 1]")
     device = check_device(args.device)
