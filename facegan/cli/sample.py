@@ -117,7 +117,7 @@ def main(argv=None):
         if not args.out:
             raise UserError("--truncation-row writes --out row.png")
         row = explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow)
-        save_image(torch.from_numpy(np.asarray(row)).permute(2, 0, 1), args.out)
+        save_image(torch.from_numpy(np.array(row)).permute(2, 0, 1), args.out)
         print(f"facegan-sample: wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
         return 0
     if args.interpolate:
