@@ -20,7 +20,6 @@ at tiny sizes in about a minute (tests/test_gpu_session.py runs it).
 
 import argparse
 import json
-import math
 import os
 import re
 import signal

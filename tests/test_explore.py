@@ -2,7 +2,6 @@
 coverage against the authors' prdc package, and the nearest-neighbour copy check."""
 
 import json
-import os
 from types import SimpleNamespace
 
 import numpy as np

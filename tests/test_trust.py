@@ -19,7 +19,6 @@ from PIL import Image
 from conftest import ROOT, face_like, make_celeba, read_manifest, run_cli, shard
 from facegan import io as fio
 from facegan.data.loader import resolve_shards
-from facegan.errors import UserError
 from facegan.eval.metrics import fid_kid, reference_features, small_n_warning
 
 TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
