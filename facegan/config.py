@@ -74,6 +74,18 @@ def num(default, unit: str = "", **bounds):
     return field(default=default, metadata={"range": Range(unit=unit, **bounds)})
 
 
+def one_of(default, choices):
+    """A field with a fixed set of values, declared with it: one_of("auto", ("auto", "no")). choices
+    may be a function returning them (a registry: what is registered when the config is read)."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def choices_of(f: dataclasses.Field) -> tuple:
+    """The values a field accepts (its one_of declaration), or () when any value of its type goes."""
+    c = f.metadata.get("choices", ())
+    return tuple(c() if callable(c) else c)
+
+
 @dataclass(frozen=True)
 class _Typed:
     """A command-line value: the text as typed and its YAML reading. The key's type picks one, so
@@ -94,12 +106,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = "dcgan"  # a name in facegan.models.ARCHITECTURES
+    arch: str = one_of("dcgan", lambda: tuple(ARCHITECTURES))  # by name, facegan.models.ARCHITECTURES
     resolution: int = 64
     nz: int = num(100, ge=1)
     ngf: int = num(64, ge=1)
     ndf: int = num(64, ge=1)
-    d_norm: str = "batch"  # batch (the paper) | spectral (spectral norm instead of BatchNorm) | none
+    d_norm: str = one_of("batch", D_NORMS)  # batch (the paper); spectral: spectral norm instead of BatchNorm
 
 
 @dataclass
@@ -108,7 +120,7 @@ class TrainConfig:
     lr_g: float = num(2e-4, gt=0)
     lr_d: float = num(2e-4, gt=0)
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999], metadata={"range": Range(ge=0, lt=1)})
-    loss: str = "bce"  # bce (non-saturating, the paper) | hinge | lsgan
+    loss: str = one_of("bce", lambda: tuple(LOSSES))  # bce: non-saturating, the paper's (train.losses)
     augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
     r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
     r1_every: int = num(16, ge=1)  # lazy R1: apply the penalty every this many steps (scaled to match)
@@ -118,11 +130,11 @@ class TrainConfig:
     keep_checkpoints: int = num(3, ge=1)
     ema: Union[float, str] = num(10.0, ge=0)  # half-life in kimg (>= 1 or "0.5kimg"), a beta in (0, 1), or 0: off
     ema_rampup: float = num(0.0, ge=0, le=1)  # half-life at most this fraction of the images seen (StyleGAN2-ADA: 0.05); 0: off
-    mixed_precision: str = "auto"  # auto | no | fp16 | bf16
+    mixed_precision: str = one_of("auto", ("auto", "no", "fp16", "bf16"))
     seed: int = num(0, ge=0)
     sync_batchnorm: bool = False  # SyncBatchNorm on multi-GPU CUDA
     max_steps: int = num(0, ge=0)  # stop after this many steps (0: run to total_kimg); for smoke runs
-    channels_last: Union[bool, str] = "auto"  # auto: on, except on MPS where it is slower
+    channels_last: Union[bool, str] = one_of("auto", ("auto", True, False))  # auto: on, except on MPS (slower)
     compile: bool = False  # torch.compile G and D (first steps slower while it compiles)
 
 
@@ -140,7 +152,7 @@ class DistConfig:
 @dataclass
 class LogConfig:
     every_steps: int = num(50, ge=1)  # status line, metrics.jsonl and tracker cadence
-    wandb: str = "off"  # off | offline | online; not off: a shorthand that adds wandb to log.trackers
+    wandb: str = one_of("off", ("off", "offline", "online"))  # not off: adds wandb to log.trackers
     trackers: List[str] = field(default_factory=list)  # any of wandb, tensorboard (Accelerate's trackers)
     project: str = "facegan"
     name: Optional[str] = None
@@ -274,15 +286,12 @@ def load_config(path: Optional[str] = None, overrides: List[str] = ()) -> Config
     return cfg
 
 
-# Keys with a fixed set of values: an error names them all.
-CHOICES = {
-    "train.mixed_precision": ("auto", "no", "fp16", "bf16"),
-    "train.loss": lambda: tuple(LOSSES),  # registries: what is registered when the config is read
-    "model.arch": lambda: tuple(ARCHITECTURES),
-    "train.channels_last": ("auto", True, False),
-    "model.d_norm": tuple(D_NORMS),
-    "log.wandb": ("off", "offline", "online"),
-}
+def declared_fields(cfg: "Config"):
+    """(dotted key, field, value) of every config key."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        for f in dataclasses.fields(sub):
+            yield f"{section.name}.{f.name}", f, getattr(sub, f.name)
 
 
 def validate(cfg: Config) -> None:
@@ -290,11 +299,9 @@ def validate(cfg: Config) -> None:
     if r not in (16, 32, 64, 128, 256, 512):
         raise UserError(f"model.resolution: {r} is not a power of two in 16..512")
     check_ranges(cfg)
-    for key, choices in CHOICES.items():
-        sec, name = key.split(".")
-        value = getattr(getattr(cfg, sec), name)
-        choices = choices() if callable(choices) else choices
-        if value not in choices:
+    for key, f, value in declared_fields(cfg):  # keys with a fixed set of values: an error names them all
+        choices = choices_of(f)
+        if choices and value not in choices:
             shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
             raise UserError(f"{key}: expected one of {shown}; got {value!r}")
     for i, name in enumerate(cfg.log.trackers):
@@ -312,17 +319,14 @@ def validate(cfg: Config) -> None:
 def check_ranges(cfg: Config) -> None:
     """Every numeric key against the Range declared with it (num(...) above): one line naming
     the key, the accepted range and the value, e.g. 'train.lr_g: must be > 0, got -1.0'."""
-    for section in dataclasses.fields(cfg):
-        sub = getattr(cfg, section.name)
-        for f in dataclasses.fields(sub):
-            rng = f.metadata.get("range")
-            value = getattr(sub, f.name)
-            if rng is None or isinstance(value, (str, bool)) or value is None:
-                continue  # train.ema="0.5kimg" is checked by ema_beta
-            for v in value if isinstance(value, list) else [value]:  # a list: each of its numbers
-                problem = rng.problem(v)
-                if problem:
-                    raise UserError(f"{section.name}.{f.name}: {problem}, got {value!r}")
+    for key, f, value in declared_fields(cfg):
+        rng = f.metadata.get("range")
+        if rng is None or isinstance(value, (str, bool)) or value is None:
+            continue  # train.ema="0.5kimg" is checked by ema_beta
+        for v in value if isinstance(value, list) else [value]:  # a list: each of its numbers
+            problem = rng.problem(v)
+            if problem:
+                raise UserError(f"{key}: {problem}, got {value!r}")
 
 
 def ema_beta(ema, batch_size: int, rampup: float = 0.0, images_seen: int = 0) -> float:

@@ -127,3 +127,20 @@ def test_the_command_line_reads_values_as_the_readme_shows_them(tmp_path):
     bad = subprocess.run(cmd + ["log.wandb=loud"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["facegan-train: error: log.wandb: expected one of off, offline, online; got 'loud'"]
+
+
+def test_the_readme_row_of_every_fixed_choice_key_names_each_value():
+    """A key's allowed values are declared once (config.one_of); the README table must show them all."""
+    from facegan.config import choices_of, declared_fields
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for key, f, _ in declared_fields(Config()):
+        choices = choices_of(f)
+        if not choices:
+            continue
+        section, name = key.split(".")
+        row = next(r for r in rows if f"`{key}`" in r or (f"`{section}." in r and f"`{name}`" in r))
+        for c in choices:
+            shown = str(c).lower() if isinstance(c, bool) else str(c)
+            assert f"`{shown}`" in row, f"README row of {key} does not name `{shown}`: {row}"
