@@ -21,7 +21,9 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 # A rank that dies (node failure, OOM killer, bad GPU) restarts the whole group up to this many
 # times; each restart resumes from the newest checkpoint (run.resume=auto, the default).
 MAX_RESTARTS=${MAX_RESTARTS:-3}
-MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# awk reads every line: `head -n 1` would close the pipe early, and under pipefail scontrol's
+# SIGPIPE (exit 141) would end the job.
+MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | awk 'NR == 1')
 MASTER_PORT=${MASTER_PORT:-29500}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 # Each restart meets in a fresh store: a shared one keeps the dead ranks' addresses and the

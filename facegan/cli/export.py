@@ -17,7 +17,8 @@ def build_parser():
   facegan-export runs/demo --out generator.safetensors
   facegan-export runs/demo --hub-dir hub/demo --license mit
   facegan-export runs/demo --push-to-hub me/cartoon-faces --license mit [--private]
-  facegan-export runs/demo --hub-dir hub/demo --scores scores.json   (from facegan-eval --json)
+  facegan-export runs/demo --hub-dir hub/demo --scores scores.json
+(scores.json: written by facegan-eval ... --json scores.json)
 """)
     p.add_argument("source", help="run directory (its newest checkpoint), checkpoint directory or exported file")
     p.add_argument("--out", help="output file, e.g. generator.safetensors")
