@@ -239,7 +239,10 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
 
     try:
         with open(spill_path, "w+b") as spill:
-            pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+            # forkserver: workers fork from a clean single-threaded server, never from this process,
+            # whose threads (a parquet reader, tqdm's monitor) may hold a lock at fork time and
+            # leave a worker deadlocked before its first image.
+            pool = mp.get_context("forkserver").Pool(workers) if workers > 1 else None
             try:
                 results = pool.imap(process_item, tasks(), chunksize=16) if pool else map(process_item, tasks())
                 bar = tqdm(results, total=total or None, unit="img", desc="packing",
