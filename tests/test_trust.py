@@ -90,14 +90,16 @@ def test_kill9_releases_the_lock_and_resume_reads_as_one_run(cartoon_shards, tmp
     """kill -9 between checkpoints: the lock goes with the process; the resumed run drops the
     rows past its checkpoint, and data_read and wall time continue from the checkpoint's."""
     run = str(tmp_path / "run")
-    proc = train_proc(cartoon_shards, run, "train.total_kimg=100", "train.checkpoint_every_kimg=0.064")
+    # Checkpoints every 16 steps, rows every 2: killed at a row 2..8 steps past a checkpoint, the
+    # run has rows to drop and at least 8 steps before it could write the next checkpoint.
+    proc = train_proc(cartoon_shards, run, "train.total_kimg=100", "train.checkpoint_every_kimg=0.256")
     try:
         end = time.time() + 240
-        while time.time() < end:  # past the second checkpoint, with rows beyond it
+        while time.time() < end:
             rows = steps_of(run) if os.path.exists(os.path.join(run, "metrics.jsonl")) else []
-            if rows and rows[-1]["step"] >= 11:
+            if rows and rows[-1]["step"] >= 18 and 2 <= rows[-1]["step"] % 16 <= 8:
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         end_group(proc)
         proc.wait(timeout=60)
     finally:
@@ -108,7 +110,7 @@ def test_kill9_releases_the_lock_and_resume_reads_as_one_run(cartoon_shards, tmp
     path, state = ckpt.find_resumable(os.path.join(run, "checkpoints"))
     assert before[-1]["step"] > state["step"], "no rows past the checkpoint to drop"
     r = run_cli(*TRAIN[1:], f"data.shards={cartoon_shards}", f"run.dir={run}", *TINY,
-                f"train.total_kimg={(before[-1]['step'] + 4) * 16 / 1000}", "train.checkpoint_every_kimg=0.064")
+                f"train.total_kimg={(before[-1]['step'] + 4) * 16 / 1000}", "train.checkpoint_every_kimg=0.256")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = steps_of(run)
     steps = [row["step"] for row in rows]
