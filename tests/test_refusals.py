@@ -308,6 +308,20 @@ def test_eval_across_two_processes_as_the_readme_writes_it(tiny_run, cartoon_sha
 
 # ---------------------------------------------------------------- signals
 
+def sigterm_when(proc, ready, timeout, what, settle=0.0) -> str:
+    """Send SIGTERM to proc once ready() holds; its stderr. Its whole group is ended whatever happens."""
+    try:
+        wait_for(ready, timeout, what)
+        time.sleep(settle)
+        os.kill(proc.pid, signal.SIGTERM)
+        return proc.communicate(timeout=60)[1]
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_sigterm_during_packing_leaves_nothing_and_a_rerun_is_accepted(tmp_path):
     """The issue: exit 143 with no message, a hidden spill file left, and a rerun refused as 'not
     empty'. Now: a message, exit 143, nothing left in --out, and the same --out accepted."""
@@ -316,16 +330,7 @@ def test_sigterm_during_packing_leaves_nothing_and_a_rerun_is_accepted(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", str(out),
                              "--size", "32", "--limit", "3000", "--workers", "2"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: out.exists() and os.listdir(out), 60, "the packer's first output")  # under way
-        time.sleep(0.5)
-        os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    err = sigterm_when(proc, lambda: out.exists() and os.listdir(out), 60, "the packer's first output", 0.5)
     assert proc.returncode == 143, err[-2000:]
     assert "facegan-shard: terminated" in err and "Traceback" not in err
     # The packer made --out, so it removes it again; a directory it did not make keeps nothing of it.
@@ -345,15 +350,7 @@ def test_sigterm_during_sampling_leaves_no_temporaries_and_a_rerun_is_accepted(t
     cmd = [sys.executable, "-m", "facegan.cli.sample", tiny_run, "--n", "2000", "--outdir", str(out)]
     proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: out.exists() and len(os.listdir(out)) > 10, 120, "the first images")
-        os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    err = sigterm_when(proc, lambda: out.exists() and len(os.listdir(out)) > 10, 120, "the first images")
     assert proc.returncode == 143 and "facegan-sample: terminated" in err and "Traceback" not in err, err[-2000:]
     names = os.listdir(out)
     assert 10 < len(names) < 2000 and all(re.fullmatch(r"0000-\d{6}\.png", n) for n in names), names[:5]
