@@ -287,15 +287,6 @@ def is_lock_file(name: str) -> bool:
     return name in (LOCK_NAME, HOLDER_NAME)
 
 
-def reject_existing_file(path: str, overwrite: bool) -> None:
-    """Outputs never replace an existing file without --overwrite (callers that recognise a file
-    as their own earlier output pass overwrite=True); a directory given as a file is one line."""
-    if os.path.isdir(path):
-        raise UserError(f"{path}: is a directory, expected a file path")
-    if os.path.exists(path) and not overwrite:
-        raise UserError(f"{path}: exists; pass --overwrite to replace it")
-
-
 __all__ = ["atomic_path", "atomic_dir", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
            "save_safetensors_atomic", "read_json", "file_digest", "sha256_file", "DirLock", "temp_name",
-           "is_temp_name", "temp_owner_alive", "remove_stale_temps", "is_lock_file", "reject_existing_file"]
+           "is_temp_name", "temp_owner_alive", "remove_stale_temps", "is_lock_file"]

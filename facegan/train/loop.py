@@ -19,7 +19,7 @@ from ..io import atomic_path
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
 from .augment import parse_policy
-from .checkpointer import Checkpointer, NonFiniteLoss, RunClock
+from .checkpointer import Checkpointer, NonFiniteLoss, RunClock, average_buffers
 from .distributed import agree_on_path
 from .ema import make_ema
 from .preflight import preflight
@@ -252,8 +252,6 @@ def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, sample
             if crossed(t.sample_every_kimg, before, progress.images_seen):
                 samples.write(progress)
             if evaluator and crossed(cfg.eval.every_kimg, before, progress.images_seen):
-                from .checkpointer import average_buffers
-
                 average_buffers(rt.accelerator, (nets.G_raw, nets.D_raw, nets.G_ema))
                 evaluator(nets.G_ema, progress.step, progress.images_seen,
                           lambda: checkpointer.write(progress.step, progress.images_seen), metrics)
