@@ -15,6 +15,7 @@ import yaml
 
 from .errors import UserError
 from .models import ARCHITECTURES
+from .models.conditioning import CONDITION_KINDS, D_CONDITIONS, G_CONDITIONS
 from .models.dcgan import D_NORMS
 from .train.augment import parse_policy
 from .train.losses import LOSSES
@@ -112,6 +113,12 @@ class ModelConfig:
     ngf: int = num(64, ge=1)
     ndf: int = num(64, ge=1)
     d_norm: str = one_of("batch", D_NORMS)  # batch (the paper); spectral: spectral norm instead of BatchNorm
+    # Conditional GAN on the dataset's labels (facegan-shard --labels): attributes (binary, any mix)
+    # or class (one class label); none: unconditional. See facegan.models.conditioning.
+    condition: str = one_of("none", CONDITION_KINDS)
+    labels: List[str] = field(default_factory=list)  # labels to condition on; []: every binary one / the class one
+    g_condition: str = one_of("embed", G_CONDITIONS)  # embed: embedding joined to z (cGAN); cbn: conditional BatchNorm
+    d_condition: str = one_of("projection", D_CONDITIONS)  # projection (Miyato & Koyama 2018); concat: c as input maps
 
 
 @dataclass

@@ -37,14 +37,37 @@ def _notes(notes: list) -> str:
     return "\n".join(f"- {html.escape(n)}" for n in notes)
 
 
-def make_grid(G, seed, count, psi):
-    """(PIL grid of `count` samples of `seed` at truncation psi, notes as Markdown)."""
+def asked_labels(G, text, notes: list) -> dict:
+    """A conditional G's labels typed by a visitor ('eyeglasses=1,wearing_hat=0', or a class name
+    or index), as keyword arguments of G.sample; what it cannot read is ignored with a note."""
+    text = str(text or "").strip()[:500]
+    cond = getattr(G, "condition", None)
+    if not text or cond is None:
+        return {}
+    from ..errors import UserError
+    from ..models.conditioning import parse_request
+
+    kw = {"attrs": text} if cond.kind == "attributes" else {"klass": text}
+    try:
+        parse_request(cond, kw.get("attrs"), kw.get("klass"))
+    except UserError as err:
+        notes.append(f"labels ignored: {err}")
+        return {}
+    return kw
+
+
+def make_grid(G, seed, count, psi, labels=""):
+    """(PIL grid of `count` samples of `seed` at truncation psi, notes as Markdown). labels: for a
+    conditional G, the attributes or class to fix (see asked_labels)."""
     notes = []
     s = bounds.seed(seed, notes)
     n = bounds.bounded_int(count, "count", 1, bounds.MAX_COUNT, 16, notes)
     t = bounds.truncation(psi, notes)
-    images = G.sample(n, seed=s, truncation=t)
+    kw = asked_labels(G, labels, notes)
+    images = G.sample(n, seed=s, truncation=t, **kw)
     summary = f"{n} image{'s' if n > 1 else ''}, seed {s}, truncation {t:g}"
+    if kw:
+        summary += f", labels {next(iter(kw.values()))}"
     return _grid(images, max(1, math.ceil(math.sqrt(n)))), "\n".join([summary, "", _notes(notes)]).strip()
 
 
@@ -84,6 +107,12 @@ def build_app(G, title: str = "facegan"):
             count = gr.Number(value=16, label=f"Images (1 - {bounds.MAX_COUNT})", elem_id="count")
             psi = gr.Slider(bounds.PSI_MIN, bounds.PSI_MAX, value=1.0, step=0.05, label="Truncation (psi)",
                             elem_id="psi")
+        cond = getattr(G, "condition", None)
+        hint = ("attributes to fix, e.g. " + ",".join(f"{n}=1" for n in cond.names[:2]) + f" (of {', '.join(cond.names)})"
+                if cond is not None and cond.kind == "attributes" else
+                f"a class: {', '.join(cond.fields[0].classes)}" if cond is not None else "")
+        labels = gr.Textbox(value="", label=f"Labels: {hint}; empty: as in the training data", elem_id="labels",
+                            visible=cond is not None)
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         grid = gr.Image(label="Samples (download: PNG)", type="pil", format="png", interactive=False,
                         buttons=["download", "fullscreen"], elem_id="grid", elem_classes="facegan-img")
@@ -101,7 +130,7 @@ def build_app(G, title: str = "facegan"):
         # Gradio's own slider check refuses out-of-range values with an error; ours clamps them with a
         # note instead, for API callers too, so the raw value is passed on (Numbers pass raw already).
         psi.preprocess = lambda payload: payload
-        generate.click(lambda *v: make_grid(G, *v), [seed, count, psi], [grid, grid_notes], api_name="generate")
+        generate.click(lambda *v: make_grid(G, *v), [seed, count, psi, labels], [grid, grid_notes], api_name="generate")
         walk.click(lambda *v: make_walk(G, *v), [seed_a, seed_b, frames, psi], [strip, gif, walk_notes],
                    api_name="interpolate")
     return demo.queue(default_concurrency_limit=1, max_size=16)

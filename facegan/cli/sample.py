@@ -22,6 +22,12 @@ def build_parser():
   facegan-sample generator.safetensors --interpolate 24 --n 4 --out walk.mp4
   facegan-sample runs/demo --n 16 --truncation 0.7 --out typical.png
   facegan-sample runs/demo --n 16 --truncation-row 1,0.8,0.6,0.4 --out row.png
+  facegan-sample runs/attr --n 16 --attr glasses=1,hat=0 --out glasses.png
+  facegan-sample runs/attr --n 8 --toggle glasses --out glasses-off-on.png
+  facegan-sample runs/hair --n 16 --class mohawk --out mohawk.png
+
+A conditional generator (trained with model.condition) draws the labels of each image as its
+training data has them; --attr and --class fix the ones named and leave the rest as drawn.
 
 The format follows the extension: grids .png, .jpg, .webp; --interpolate .gif (an animation),
 .mp4 (H.264) or .png/.jpg/.webp (a strip). An existing file is replaced only if facegan wrote it
@@ -45,6 +51,13 @@ The format follows the extension: grids .png, .jpg, .webp; --interpolate .gif (a
                         "network). Smaller PSI: more typical faces, less variety; 1 (default): plain sampling")
     p.add_argument("--truncation-row", metavar="PSI,PSI,...",
                    help="write one grid of --n images per PSI, side by side, same seeds (e.g. 1,0.8,0.6,0.4)")
+    p.add_argument("--attr", metavar="NAME=0|1,...",
+                   help="conditional generators: attributes to fix, e.g. eyeglasses=1,wearing_hat=0")
+    p.add_argument("--class", dest="klass", metavar="K",
+                   help="class-conditional generators: the class, by index or name")
+    p.add_argument("--toggle", metavar="NAME",
+                   help="conditional generators: a grid of the same --n faces with attribute NAME off (top row) "
+                        "and on (bottom row); for the class label, one row per class")
     p.add_argument("--overwrite", action="store_true", help="replace existing files facegan did not write")
     return p
 
@@ -108,20 +121,34 @@ def main(argv=None):
     from ..eval import explore
     from ..eval.generator_io import load_generator
     from ..latents import latents
+    from ..models.conditioning import conditions_for, parse_request, toggle_conditions
     from ..train.samples import generate, grid_uint8
 
     psis = explore.parse_psis(args.truncation_row) if args.truncation_row else None
     g, info = load_generator(args.source, raw=args.raw, device=device)
     nz = info["architecture"]["nz"]
+    cond = getattr(g, "condition", None)
+    asked = parse_request(cond, args.attr, args.klass)
+    if args.toggle:
+        if cond is None:
+            raise UserError("--toggle: this generator is unconditional (trained with model.condition=none)")
+        if not args.out or args.outdir or args.interpolate or psis:
+            raise UserError("--toggle writes one grid: --out grid.png (not with --outdir, --interpolate or --truncation-row)")
+        c, captions = toggle_conditions(cond, conditions_for(g, args.n, args.seed, asked=asked), args.toggle)
+        z = latents(args.n, nz, args.seed, args.truncation).repeat(len(captions), 1, 1, 1)
+        save_image(grid_uint8(generate(g, z, args.batch_size, c), nrow=args.n), args.out)
+        print(f"facegan-sample: wrote {len(captions)} rows of the same {args.n} faces "
+              f"({', '.join(captions)}, top to bottom) to {args.out}")
+        return 0
     if psis:
         if not args.out:
             raise UserError("--truncation-row writes --out row.png")
-        row = explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow)
+        row = explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow, asked)
         save_image(torch.from_numpy(np.array(row)).permute(2, 0, 1), args.out)
         print(f"facegan-sample: wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
         return 0
     if args.interpolate:
-        frames = explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size)
+        frames = explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size, asked)
         ext = os.path.splitext(args.out)[1].lower()
         if ext == ".mp4":
             written = explore.write_walk(frames, args.out)
@@ -133,7 +160,11 @@ def main(argv=None):
             written = f"a strip of {len(frames)} frames"
         print(f"facegan-sample: wrote {written} to {args.out}")
         return 0
-    images = generate(g, latents(args.n, nz, args.seed, args.truncation), args.batch_size)
+    c = conditions_for(g, args.n, args.seed, asked=asked)
+    images = generate(g, latents(args.n, nz, args.seed, args.truncation), args.batch_size, c)
+    if asked:
+        print(f"facegan-sample: conditioned on {cond.describe(asked) if cond.kind == 'class' else args.attr}; "
+              f"other labels drawn as in the training data")
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
         for path, im in zip(_outdir_names(args), images):

@@ -16,17 +16,23 @@ from .shard_reader import STALL_S
 
 
 class DeviceCache:
-    """Iterates forever over uint8 (batch_size, 3, H, W) batches on `device`. UserError when this
-    rank's share holds fewer than one batch."""
+    """Iterates forever over uint8 (batch_size, 3, H, W) batches on `device` (with a condition:
+    (images, (batch_size, C) float32 conditions) pairs). UserError when this rank's share holds
+    fewer than one batch."""
 
     def __init__(self, shards: ShardSet, batch_size: int, rank: int, world: int, seed: int,
-                 start_batch: int, device, max_bad_fraction: float = 0.01, stall_s: float = STALL_S):
+                 start_batch: int, device, max_bad_fraction: float = 0.01, stall_s: float = STALL_S,
+                 condition=None):
         self.counts = Counts(1)
         tracker = Tracker(max_bad_fraction, share=rank_share(shards, rank, world), counts=self.counts)
-        images = rank_images(shards, rank, world, seed, tracker, stall_s)
+        images = rank_images(shards, rank, world, seed, tracker, stall_s, condition)
         if len(images) < batch_size:
             raise UserError(f"data.device_cache: rank {rank} holds {len(images)} images, fewer than one batch "
                             f"of {batch_size} (train.batch_size split over {world} processes)")
+        self.conditions = None
+        if condition is not None:
+            self.conditions = torch.tensor([c for _, c in images], dtype=torch.float32).to(device)
+            images = [img for img, _ in images]
         self.images = decoded_batch(images).contiguous().to(device)
         self.batch_size, self.seed, self.rank, self.device = batch_size, seed, rank, device
         self.per_pass = len(images) // batch_size
@@ -49,4 +55,5 @@ class DeviceCache:
             self._perm = torch.randperm(len(self), generator=gen).to(self.device)
             self._perm_pass = p
         self.position += 1
-        return self.images[self._perm[k * self.batch_size:(k + 1) * self.batch_size]]
+        index = self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+        return self.images[index] if self.conditions is None else (self.images[index], self.conditions[index])

@@ -12,12 +12,14 @@ Evaluation: the val split once, in manifest order, each rank taking every world-
 
 import atexit
 import functools
+import json
 import multiprocessing
 import os
 import random
 import signal
 from typing import Optional
 
+import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import UserError
@@ -31,12 +33,12 @@ MAX_PIXELS = 4096 * 4096  # for samples of unknown resolution (bare URLs without
 
 
 def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, residue: int = 0,
-               modulus: int = 1, stall_s: float = STALL_S) -> list:
+               modulus: int = 1, stall_s: float = STALL_S, keep=IMAGE_KEYS) -> list:
     """This reader's raw samples of one shard (those at positions residue, residue + modulus,
     ...). What the shard fails to deliver is counted as bad: the shortfall against the manifest's
     count when it is known, else one per problem."""
     problems: list = []
-    samples = shard_samples(url, problems, stall_s, keep=IMAGE_KEYS)
+    samples = shard_samples(url, problems, stall_s, keep=keep)
     mine = [s for i, s in enumerate(samples) if i % modulus == residue]
     if expected is not None:
         expected = len(range(residue, expected, modulus))
@@ -61,9 +63,29 @@ def _image_bytes(sample):
     raise ValueError(f"no image in sample (keys: {sorted(k for k in sample if not k.startswith('__'))})")
 
 
-def decode_sample(sample, resolution, tracker):
-    """(H, W, 3) uint8 of a shard sample, checked against the resolution; None (counted) when bad."""
+def keys_for(condition) -> tuple:
+    """The sample files a reader needs: the image, and its .json when labels are wanted."""
+    return IMAGE_KEYS + ("json",) if condition is not None else IMAGE_KEYS
+
+
+def sample_condition(sample, condition) -> list:
+    """A sample's condition vector (C floats) from the labels in its .json; ValueError naming
+    the label when the sample lacks it."""
+    if "json" not in sample:
+        raise ValueError("no .json with labels in the sample")
+    labels = json.loads(sample["json"]).get("labels") or {}
     try:
+        return condition.encode_one(labels)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise ValueError(f"no usable label {err} in the sample's .json") from None
+
+
+def decode_sample(sample, resolution, tracker, condition=None):
+    """(H, W, 3) uint8 of a shard sample, checked against the resolution; None (counted) when bad.
+    With a condition (facegan.models.conditioning): (image, C floats), a sample without its
+    labels being bad like an unreadable one."""
+    try:
+        cvec = sample_condition(sample, condition) if condition is not None else None
         data = _image_bytes(sample)
         w, h = image_size(data)
         if resolution and (w, h) != (resolution, resolution):
@@ -74,7 +96,7 @@ def decode_sample(sample, resolution, tracker):
         if tuple(img.shape) != (h, w, 3):
             raise ValueError(f"image decoded to {tuple(img.shape)}, its header says {w}x{h}")
         tracker.good()
-        return img
+        return img if condition is None else (img, cvec)
     except BadData:
         raise
     except Exception as err:
@@ -83,12 +105,13 @@ def decode_sample(sample, resolution, tracker):
 
 
 class TrainStream(IterableDataset):
-    """Endless uint8 (B, 3, H, W) batches for one rank; see the module docstring."""
+    """Endless uint8 (B, 3, H, W) batches for one rank (with a condition: (images, (B, C) float32
+    conditions) pairs); see the module docstring."""
 
     def __init__(self, shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
                  start_batch: int = 0, max_bad_fraction: float = 0.01, stall_s: float = STALL_S,
-                 counts: Optional[Counts] = None):
-        self.shards, self.batch_size = shards, batch_size
+                 counts: Optional[Counts] = None, condition=None):
+        self.shards, self.batch_size, self.condition = shards, batch_size, condition
         self.rank, self.world, self.seed = rank, world, seed
         self.start_batch, self.max_bad_fraction, self.stall_s = start_batch, max_bad_fraction, stall_s
         self.counts = counts if counts is not None else Counts(1)
@@ -132,13 +155,13 @@ class TrainStream(IterableDataset):
                     if raw == self.batch_size:
                         skip, skipped, raw = skip - 1, skipped + 1, 0
                     continue
-                arr = decode_sample(sample, self.shards.resolution, tracker)
+                arr = decode_sample(sample, self.shards.resolution, tracker, self.condition)
                 if arr is None:
                     continue
                 pending.append(arr)
                 decoded += 1
                 if len(pending) == self.batch_size:
-                    yield decoded_batch(pending)
+                    yield self._batch(pending)
                     produced, pending = produced + 1, []
             if produced == 0 and skipped == 0:  # not one batch's worth of data in a whole pass
                 raise TooLittleData(
@@ -148,6 +171,11 @@ class TrainStream(IterableDataset):
                     + "; use a smaller train.batch_size, fewer data.workers or more data")
             p += 1
 
+    def _batch(self, pending):
+        if self.condition is None:
+            return decoded_batch(pending)
+        return decoded_batch([img for img, _ in pending]), torch.tensor([c for _, c in pending], dtype=torch.float32)
+
     def _pass_samples(self, assigned, slot, p, tracker):
         """One pass over this slot's data, as raw samples: shards in a seeded order, samples
         shuffled within each shard. The remainder under one batch is dropped by the caller."""
@@ -155,7 +183,8 @@ class TrainStream(IterableDataset):
         order = list(assigned)
         rng.shuffle(order)
         for url, _, residue, modulus in order:
-            samples = read_shard(url, tracker, self.shards.count_of(url), residue, modulus, self.stall_s)
+            samples = read_shard(url, tracker, self.shards.count_of(url), residue, modulus, self.stall_s,
+                                 keys_for(self.condition))
             rng.shuffle(samples)
             yield from samples
 
@@ -167,18 +196,39 @@ def pass_seed(seed: int, slot: int, p: int) -> int:
 
 
 def rank_images(shards: ShardSet, rank: int, world: int, seed: int, tracker: Tracker,
-                stall_s: float = STALL_S) -> list:
+                stall_s: float = STALL_S, condition=None) -> list:
     """Every training image of this rank's share, decoded once: (H, W, 3) uint8 arrays in the
-    order of the stream's first pass (what the device cache holds). Bad samples are skipped and
-    counted by `tracker`."""
-    stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed, stall_s=stall_s)
+    order of the stream's first pass (what the device cache holds); with a condition,
+    (image, C floats) pairs. Bad samples are skipped and counted by `tracker`."""
+    stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed, stall_s=stall_s,
+                         condition=condition)
     assigned = stream._assignment(rank, world)
     images = []
     for sample in stream._pass_samples(assigned, rank, 0, tracker):
-        img = decode_sample(sample, shards.resolution, tracker)
+        img = decode_sample(sample, shards.resolution, tracker, condition)
         if img is not None:
             images.append(img)
     return images
+
+
+def label_bank(shards: ShardSet, condition, size: int, stall_s: float = STALL_S) -> torch.Tensor:
+    """(size, C) condition vectors of the first labeled training samples in manifest order (the
+    packer shuffled globally, so they are a random draw), repeated when the data holds fewer.
+    The same on every rank. UserError when no sample carries the labels."""
+    tracker = Tracker(1.0, share=None)
+    rows = []
+    for url in shards.urls:
+        for sample in read_shard(url, tracker, shards.count_of(url), stall_s=stall_s, keep=("json",)):
+            try:
+                rows.append(sample_condition(sample, condition))
+            except ValueError:
+                continue
+            if len(rows) == size:
+                return torch.tensor(rows, dtype=torch.float32)
+    if not rows:
+        raise UserError(f"model.condition={condition.kind}: no training sample carries the labels "
+                        f"{', '.join(condition.names)}")
+    return torch.tensor([rows[i % len(rows)] for i in range(size)], dtype=torch.float32)
 
 
 def rank_share(shards: ShardSet, rank: int, world: int):
@@ -218,12 +268,13 @@ def _guard_stop_signals(exiting, _worker_id):
 
 def train_loader(shards: ShardSet, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
                  start_batch: int = 0, workers: int = 0, pin_memory: bool = False,
-                 max_bad_fraction: float = 0.01, stall_s: float = STALL_S) -> DataLoader:
+                 max_bad_fraction: float = 0.01, stall_s: float = STALL_S, condition=None) -> DataLoader:
     """A DataLoader over TrainStream; not passed through accelerator.prepare, because each rank
     reads its own shards from where it stopped (a prepared loader would re-shard and restart).
     Its `counts` hold the samples read and skipped by all its workers."""
     counts = Counts(max(1, workers))
-    ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction, stall_s, counts)
+    ds = TrainStream(shards, batch_size, rank, world, seed, start_batch, max_bad_fraction, stall_s, counts,
+                     condition)
     loader = DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                         prefetch_factor=4 if workers else None, persistent_workers=False,
                         worker_init_fn=functools.partial(_guard_stop_signals, _exiting_event()) if workers else None)

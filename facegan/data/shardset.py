@@ -9,6 +9,7 @@ from typing import List, Optional
 import webdataset as wds
 
 from ..errors import UserError
+from .labels import manifest_fields
 from .manifest import read_manifest, split_digest, split_shards
 
 
@@ -20,6 +21,8 @@ class ShardSet:
     # What the shards hold, as the manifest records it (sha256 of the split's shard digests);
     # None for bare URLs. Caches derived from the shards are keyed by it.
     content_digest: Optional[str] = None
+    # The dataset's label fields (facegan.data.labels), from the manifest; None: unlabeled or bare URLs.
+    labels: Optional[tuple] = None
 
     @property
     def total(self):
@@ -48,7 +51,7 @@ def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None)
                             f"model.resolution is {resolution}; repack with --size {resolution}")
         pairs = split_shards(spec, manifest, split)
         return ShardSet([p for p, _ in pairs], [c for _, c in pairs], manifest["resolution"],
-                        split_digest(manifest, split))
+                        split_digest(manifest, split), manifest_fields(manifest, spec))
     if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and not os.path.exists(spec):
         raise UserError(f"{spec}: no such dataset directory or shard")
     return ShardSet(wds.shardlists.expand_urls(spec), None, resolution)

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from ..errors import UserError
 from ..io import atomic_path
 from ..latents import latents
+from ..models.conditioning import conditions_for
 from ..train.samples import generate, grid_uint8, save_grid
 from .generator_io import slerp
 
@@ -28,12 +29,15 @@ def parse_psis(text: str) -> List[float]:
     return psis
 
 
-def truncation_row(G, psis: Sequence[float], n: int, seed: int, batch_size: int = 256, nrow: int = 0) -> Image.Image:
+def truncation_row(G, psis: Sequence[float], n: int, seed: int, batch_size: int = 256, nrow: int = 0,
+                   asked=None) -> Image.Image:
     """One grid of n images per psi, side by side, each labelled 'psi = ...'. Every grid uses the
     same seed, so position i of each grid is the same code z_i, scaled by psi (facegan.latents).
-    Returns an RGB PIL image."""
+    Returns an RGB PIL image. A conditional G keeps each position's labels across the grids
+    (drawn from its bank, with `asked` fixed)."""
     nrow = nrow or max(1, int(round(n ** 0.5)))
-    grids = [grid_uint8(generate(G, latents(n, G.nz, seed, psi), batch_size), nrow) for psi in psis]
+    c = conditions_for(G, n, seed, asked=asked)
+    grids = [grid_uint8(generate(G, latents(n, G.nz, seed, psi), batch_size, c), nrow) for psi in psis]
     h, w = grids[0].shape[1:]
     label_h, gap = 16, 8
     canvas = Image.new("RGB", (len(grids) * w + (len(grids) - 1) * gap, h + label_h), "white")
@@ -50,13 +54,16 @@ def save_image(image: Image.Image, path: str) -> None:
         image.save(tmp, format="PNG" if path.lower().endswith(".png") else "JPEG")
 
 
-def walk_frames(G, n_keys: int, seed: int, k: int, truncation: float = 1.0, batch_size: int = 256) -> torch.Tensor:
+def walk_frames(G, n_keys: int, seed: int, k: int, truncation: float = 1.0, batch_size: int = 256,
+                asked=None) -> torch.Tensor:
     """uint8 (T, 3, H, W) frames of a spherical walk through the codes of sample indices 0..n_keys-1
     of `seed` (at least 2), k frames from each code to the next, ending on the last:
-    T = (n_keys - 1) * k + 1."""
+    T = (n_keys - 1) * k + 1. A conditional G walks with one condition held (sample 0's, with
+    `asked` fixed), so only the face moves."""
     keys = latents(max(n_keys, 2), G.nz, seed, truncation).flatten(1)
     z = [slerp(keys[i], keys[i + 1], t / k) for i in range(len(keys) - 1) for t in range(k)] + [keys[-1]]
-    return generate(G, torch.stack(z)[:, :, None, None], batch_size)
+    c = conditions_for(G, 1, seed, asked=asked)
+    return generate(G, torch.stack(z)[:, :, None, None], batch_size, None if c is None else c.repeat(len(z), 1))
 
 
 def write_walk(frames: torch.Tensor, path: str, fps: float = 12.0) -> str:

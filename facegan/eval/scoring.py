@@ -6,6 +6,7 @@ import torch
 
 from ..data.shardset import resolve_shards
 from ..latents import latents
+from ..models.conditioning import conditions_for
 from ..train.samples import generate
 from ..train.distributed import rank_world
 from .features import extractor_id
@@ -23,7 +24,9 @@ def generated_features(G, n: int, extractor, device, seed: int = 12345, batch_si
     FID and KID."""
     rank, world = rank_world(accelerator)
     z = latents(n, G.nz, seed)
-    batches = (generate(G, z[a:b], batch_size) for a, b in blocks_of(n, batch_size, rank, world))
+    c = conditions_for(G, n, seed)  # a conditional G: labels drawn as the data has them (its bank)
+    batches = (generate(G, z[a:b], batch_size, None if c is None else c[a:b])
+               for a, b in blocks_of(n, batch_size, rank, world))
     return extract(extractor, batches, device, accelerator, desc="generated", merge=merge_blocks(n, batch_size))
 
 

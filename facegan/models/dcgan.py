@@ -8,11 +8,15 @@ D's normalisation (model.d_norm): `batch` is the paper's; `spectral` puts spectr
 constant and makes its output independent of the rest of the batch; `none` uses neither.
 Channel width at a feature map of side r is width * min(8, resolution / (2r)): the classic
 64x64 model (ngf*8 at 4x4 down to ngf at 32x32), extended to 16..512 without exploding widths.
+Conditional models (model.condition; see facegan.models.conditioning) take labels c (N, C) too:
+G joins an embedding of c to z (or uses conditional BatchNorm), D adds a projection term on its
+last features (or reads c as extra input channels).
 """
 
 import torch
 from torch import nn
 
+from .conditioning import BANK, EMBED, CondBatchNorm2d, Condition
 from .registry import ArchSpec, register_architecture
 
 
@@ -33,49 +37,75 @@ def assert_shape(t: torch.Tensor, shape: tuple, what: str) -> None:
 
 
 class Generator(nn.Module):
-    """z -> images. forward takes z of shape (N, nz) or (N, nz, 1, 1), float, drawn from N(0, I)
-    (see facegan.latents), and returns (N, channels, resolution, resolution) in [-1, 1] (tanh).
-    ValueError for any other shape, or a resolution that is not a power of two >= 16."""
+    """z (and c) -> images. forward takes z of shape (N, nz) or (N, nz, 1, 1), float, drawn from
+    N(0, I) (see facegan.latents), and for a conditional G the condition c (N, C) (see
+    facegan.models.conditioning); returns (N, channels, resolution, resolution) in [-1, 1] (tanh).
+    ValueError for any other shape, a missing c, or a resolution that is not a power of two >= 16."""
 
-    def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3):
+    def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3,
+                 condition: Condition = None, g_condition: str = "embed"):
         super().__init__()
         _check(resolution)
-        self.resolution, self.nz = resolution, nz
+        self.resolution, self.nz, self.condition = resolution, nz, condition
+        cdim = condition.dim if condition else 0
+        cbn = condition is not None and g_condition == "cbn"
+        embed = EMBED if condition is not None and not cbn else 0
+        if condition is not None:
+            self.register_buffer("label_bank", torch.zeros(BANK, cdim))  # see conditioning.BANK
+        self.embed = nn.Linear(cdim, embed, bias=False) if embed else None
+        if self.embed is not None:  # an embedding as large as z's entries, not a 0.02-scale whisper
+            self.embed.init_std = 1.0 / cdim ** 0.5
+
+        def norm(ch):
+            return CondBatchNorm2d(ch, cdim) if cbn else nn.BatchNorm2d(ch)
+
         c = _width(ngf, resolution, 4)
-        layers = [nn.ConvTranspose2d(nz, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(nz + embed, c, 4, 1, 0, bias=False), norm(c), nn.ReLU(True)]
         side = 4
         while side * 2 < resolution:
             c_out = _width(ngf, resolution, side * 2)
-            layers += [nn.ConvTranspose2d(c, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c, c_out, 4, 2, 1, bias=False), norm(c_out), nn.ReLU(True)]
             c, side = c_out, side * 2
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor = None) -> torch.Tensor:
         if z.dim() == 2:
             z = z[:, :, None, None]
         assert_shape(z, (None, self.nz, 1, 1), "Generator input z")
-        return self.main(z)
+        if self.condition is None:
+            return self.main(z)
+        if c is None:
+            raise ValueError("a conditional Generator needs c (see facegan.models.conditioning.conditions_for)")
+        assert_shape(c, (z.shape[0], self.condition.dim), "Generator condition c")
+        c = c.to(z.dtype)
+        x = torch.cat([z, self.embed(c)[:, :, None, None].to(z.dtype)], 1) if self.embed is not None else z
+        for layer in self.main:
+            x = layer(x, c) if isinstance(layer, CondBatchNorm2d) else layer(x)
+        return x
 
 
 D_NORMS = ("batch", "spectral", "none")
 
 
 class Discriminator(nn.Module):
-    """images -> logits. forward takes (N, channels, resolution, resolution) in [-1, 1] and
-    returns (N,) raw scores (no sigmoid; the losses in facegan.train.losses take logits).
-    ValueError for any other shape."""
+    """images (and c) -> logits. forward takes (N, channels, resolution, resolution) in [-1, 1],
+    and for a conditional D their conditions c (N, C); returns (N,) raw scores (no sigmoid; the
+    losses in facegan.train.losses take logits). ValueError for any other shape or a missing c."""
 
-    def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch"):
+    def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch",
+                 condition: Condition = None, d_condition: str = "projection"):
         super().__init__()
         _check(resolution)
-        self.resolution, self.channels = resolution, channels
+        self.resolution, self.channels, self.condition = resolution, channels, condition
         if norm not in D_NORMS:
             raise ValueError(f"D norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
+        self.concat = condition is not None and d_condition == "concat"
         conv = _spectral_conv if norm == "spectral" else nn.Conv2d
         side = resolution // 2
         c = _width(ndf, resolution, side)
-        layers = [conv(channels, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        c_in = channels + (condition.dim if self.concat else 0)
+        layers = [conv(c_in, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         while side > 4:
             c_out = _width(ndf, resolution, side // 2)
             layers += [conv(c, c_out, 4, 2, 1, bias=False)]
@@ -83,34 +113,62 @@ class Discriminator(nn.Module):
                 layers += [nn.BatchNorm2d(c_out)]
             layers += [nn.LeakyReLU(0.2, inplace=True)]
             c, side = c_out, side // 2
-        layers += [conv(c, 1, 4, 1, 0, bias=False)]
-        self.main = nn.Sequential(*layers)
+        # phi (every layer but the last: (N, c, 4, 4) features), then psi: one unconditional logit
+        # (one Sequential, so state-dict keys are those of checkpoints written before conditioning)
+        self.main = nn.Sequential(*layers, conv(c, 1, 4, 1, 0, bias=False))
+        project = condition is not None and not self.concat
+        linear = _spectral_linear if norm == "spectral" else nn.Linear
+        self.project = linear(condition.dim, c, bias=False) if project else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor = None) -> torch.Tensor:
         assert_shape(x, (None, self.channels, self.resolution, self.resolution), "Discriminator input")
-        return self.main(x).flatten()  # one logit per image
+        if self.condition is not None:
+            if c is None:
+                raise ValueError("a conditional Discriminator needs c, the labels of its images")
+            assert_shape(c, (x.shape[0], self.condition.dim), "Discriminator condition c")
+            c = c.to(x.dtype)
+            if self.concat:  # c as constant feature maps beside the image (the classic cGAN D)
+                x = torch.cat([x, c[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
+        if self.project is None:
+            return self.main(x).flatten()  # one logit per image
+        h = self.main[:-1](x)  # Miyato & Koyama 2018: psi(phi(x)) + <E c, sum-pooled phi(x)>
+        return self.main[-1](h).flatten() + (self.project(c) * h.sum((2, 3))).sum(1)
 
 
 def _spectral_conv(*args, **kwargs) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(nn.Conv2d(*args, **kwargs))
 
 
+def _spectral_linear(*args, **kwargs) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(nn.Linear(*args, **kwargs))
+
+
 def init_weights(module: nn.Module) -> None:
-    """DCGAN init: conv weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
+    """DCGAN init: conv (and condition embedding) weights N(0, 0.02); BatchNorm scale N(1, 0.02),
+    shift 0; conditional BatchNorm's condition weights 0 (it starts as plain BatchNorm)."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, nn.Linear) and getattr(m, "zero_init", False):
+            with torch.no_grad():
+                nn.init.zeros_(m.weight)
+        elif isinstance(m, nn.Linear) and hasattr(m, "init_std"):
+            with torch.no_grad():
+                nn.init.normal_(m.weight, 0.0, m.init_std)
+        elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             with torch.no_grad():  # under spectral norm, .weight is computed; init the original
                 target = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
                 nn.init.normal_(target, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
 
 register_architecture(ArchSpec(
     "dcgan",
-    generator=lambda a: Generator(a["resolution"], a["nz"], a["ngf"], a.get("channels", 3)),
-    discriminator=lambda a: Discriminator(a["resolution"], a["ndf"], a.get("channels", 3), a["d_norm"]),
+    generator=lambda a: Generator(a["resolution"], a["nz"], a["ngf"], a.get("channels", 3),
+                                  Condition.from_json(a.get("condition")), a.get("g_condition", "embed")),
+    discriminator=lambda a: Discriminator(a["resolution"], a["ndf"], a.get("channels", 3), a["d_norm"],
+                                          Condition.from_json(a.get("condition")),
+                                          a.get("d_condition", "projection")),
     keys=("ngf", "ndf", "d_norm"),
     defaults={"d_norm": "batch"},  # checkpoints written before model.d_norm existed
     init=init_weights))

@@ -45,11 +45,17 @@ def spec_of(arch: dict, where: str = "architecture") -> ArchSpec:
     return ARCHITECTURES[name]
 
 
-def architecture(model_cfg) -> dict:
-    """What must match for weights to load: stored in every checkpoint and export."""
+def architecture(model_cfg, condition=None) -> dict:
+    """What must match for weights to load: stored in every checkpoint and export. condition: the
+    facegan.models.conditioning.Condition of a conditional model (from the data's labels), or None;
+    unconditional architectures carry no condition keys, as before conditioning existed."""
     spec = spec_of({"arch": model_cfg.arch}, "model.arch")
-    return {"arch": spec.name, "resolution": model_cfg.resolution, "nz": model_cfg.nz, "channels": 3,
+    arch = {"arch": spec.name, "resolution": model_cfg.resolution, "nz": model_cfg.nz, "channels": 3,
             **{k: getattr(model_cfg, k) for k in spec.keys}}
+    if condition is not None:
+        arch.update(condition=condition.to_json(), g_condition=model_cfg.g_condition,
+                    d_condition=model_cfg.d_condition)
+    return arch
 
 
 def with_defaults(arch: dict) -> dict:
@@ -62,9 +68,9 @@ def build_generator(arch: dict, where: str = "architecture") -> nn.Module:
     return spec_of(arch, where).generator(with_defaults(arch))
 
 
-def build_models(model_cfg, seed: int = 0):
+def build_models(model_cfg, seed: int = 0, condition=None):
     """(G, D) of model.arch, initialised identically on every rank for a given seed."""
-    arch = with_defaults(architecture(model_cfg))
+    arch = with_defaults(architecture(model_cfg, condition))
     spec = spec_of(arch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

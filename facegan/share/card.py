@@ -72,6 +72,43 @@ def _training(facts: RunFacts) -> str:
     return table + config
 
 
+def _conditioning(facts: RunFacts, where: str) -> str:
+    """The card's section on labels, for a conditional generator ('' otherwise)."""
+    spec = facts.architecture.get("condition")
+    if not spec:
+        return ""
+    fields = spec["fields"]
+    if spec["kind"] == "attributes":
+        names = [f["name"] for f in fields]
+        example = ", ".join(f'"{n}": {1 - i % 2}' for i, n in enumerate(names[:2]))
+        return f"""
+## Conditioning
+
+Conditioned on {len(names)} binary attributes: {', '.join(f'`{n}`' for n in names)}
+(G: {facts.architecture.get('g_condition', 'embed')}; D: {facts.architecture.get('d_condition', 'projection')}).
+Unasked attributes are drawn as in the training data.
+
+```python
+images = G.sample(16, seed=0, attrs={{{example}}})
+```
+
+`facegan-sample model.safetensors --attr {names[0]}=1 --out grid.png`; `--toggle {names[0]}` writes the
+same faces with the attribute off and on.
+"""
+    f = fields[0]
+    return f"""
+## Conditioning
+
+Conditioned on the class `{f['name']}`: {', '.join(f'`{c}`' for c in f['classes'])}.
+
+```python
+images = G.sample(16, seed=0, klass="{f['classes'][0]}")
+```
+
+`facegan-sample model.safetensors --class {f['classes'][0]} --out grid.png`.
+"""
+
+
 def build_card(facts: RunFacts, model_name: str, license: str, repo_id: str = None,
                grid: str = "samples.png", grid_seed: int = 0) -> ModelCard:
     """The card for a Hub folder. repo_id (user/name) goes into the usage lines; without it the
@@ -102,6 +139,7 @@ as `facegan-sample model.safetensors --seed 0` gives (codes from `facegan.latent
 this folder) serves a web app: grids, a truncation slider, interpolation strips and GIFs.
 `model.safetensors` is also a facegan export (architecture in its metadata); nothing here is a pickle.
 
+{_conditioning(facts, where)}
 ## Training
 
 {_training(facts)}

@@ -21,6 +21,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from ..errors import UserError
 from ..latents import latents
 from ..models import Generator
+from ..models.conditioning import Condition, conditions_for, parse_request
 
 WEIGHTS = "model.safetensors"  # huggingface_hub.constants.SAFETENSORS_SINGLE_FILE
 CONFIG = "config.json"
@@ -44,17 +45,21 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
     [-1, 1]) with Hub loading and saving and a uint8 sampler. The constructor's arguments are the
     architecture and become config.json."""
 
-    def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3):
-        super().__init__(resolution, nz, ngf, channels)
-        self.ngf, self.channels = ngf, channels
+    def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3,
+                 condition: dict = None, g_condition: str = "embed"):
+        super().__init__(resolution, nz, ngf, channels, Condition.from_json(condition, "config.json"), g_condition)
+        self.ngf, self.channels, self.g_condition = ngf, channels, g_condition
         self.info = {}  # training summary when known (kimg, dataset, fid)
 
     # ------------------------------------------------------------ architecture and saving
 
     def architecture(self) -> dict:
         """The generator's part of facegan's architecture dict (as in checkpoints and exports)."""
-        return {"arch": "dcgan", "resolution": self.resolution, "nz": self.nz, "ngf": self.ngf,
+        arch = {"arch": "dcgan", "resolution": self.resolution, "nz": self.nz, "ngf": self.ngf,
                 "channels": self.channels}
+        if self.condition is not None:
+            arch.update(condition=self.condition.to_json(), g_condition=self.g_condition)
+        return arch
 
     def _save_pretrained(self, save_directory) -> None:
         """model.safetensors with facegan's export metadata (architecture, summary), so the file is
@@ -65,9 +70,11 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
 
         save_network(self, os.path.join(str(save_directory), WEIGHTS), self.architecture(),
                      {"summary": self.info.get("summary", {}), "format_version": EXPORT_FORMAT})
-        write_json_atomic(os.path.join(str(save_directory), CONFIG),
-                          {"resolution": self.resolution, "nz": self.nz, "ngf": self.ngf,
-                           "channels": self.channels, "arch": "dcgan", "library": "facegan"})
+        config = {"resolution": self.resolution, "nz": self.nz, "ngf": self.ngf, "channels": self.channels,
+                  "arch": "dcgan", "library": "facegan"}
+        if self.condition is not None:
+            config.update(condition=self.condition.to_json(), g_condition=self.g_condition)
+        write_json_atomic(os.path.join(str(save_directory), CONFIG), config)
 
     # ------------------------------------------------------------ loading
 
@@ -86,7 +93,8 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
 
             g, info = load_generator(source)
             arch = info["architecture"]
-            model = cls(arch["resolution"], arch["nz"], arch["ngf"], arch.get("channels", 3))
+            model = cls(arch["resolution"], arch["nz"], arch["ngf"], arch.get("channels", 3), arch.get("condition"),
+                        arch.get("g_condition", "embed"))
             model.load_state_dict(g.state_dict())
             model.info = {"summary": info.get("summary") or {}, "source": info["source"]}
             return model.to(kwargs.get("map_location", "cpu")).eval()
@@ -113,7 +121,8 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
 
             weights = hf_hub_download(model_id, WEIGHTS, revision=revision, cache_dir=cache_dir,
                                       force_download=force_download, token=token, local_files_only=local_files_only)
-        model = cls(**{k: v for k, v in model_kwargs.items() if k in ("resolution", "nz", "ngf", "channels")})
+        model = cls(**{k: v for k, v in model_kwargs.items()
+                       if k in ("resolution", "nz", "ngf", "channels", "condition", "g_condition")})
         from safetensors.torch import load_file
 
         from ..train.checkpoint import read_metadata
@@ -130,16 +139,22 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, truncation: float = 1.0, start: int = 0, batch_size: int = 256,
-               as_tensor: bool = False):
+               as_tensor: bool = False, attrs=None, klass=None):
         """n images for `seed`: codes from facegan.latents.latents(n, nz, seed, truncation, start),
         so sample i of a seed is the same face here, in facegan-sample and in facegan-app.
 
         Returns uint8 images: a numpy array (n, H, W, 3) (the layout of PIL and Gradio), or with
         as_tensor=True a torch tensor (n, 3, H, W) on the CPU. truncation (psi in (0, 1]) scales
-        z toward 0 (see latents()); ValueError outside it."""
+        z toward 0 (see latents()); ValueError outside it. A conditional generator draws each
+        image's labels as its training data has them; attrs ({"eyeglasses": 1} or
+        "eyeglasses=1,wearing_hat=0") or klass (index or name) fix those asked (UserError for a
+        name it does not know), as facegan-sample --attr / --class."""
         from ..train.samples import generate
 
-        images = generate(self, latents(n, self.nz, seed, truncation, start), batch_size)
+        if isinstance(attrs, dict):
+            attrs = ",".join(f"{k}={int(v)}" for k, v in attrs.items())
+        c = conditions_for(self, n, seed, start, parse_request(self.condition, attrs, klass))
+        images = generate(self, latents(n, self.nz, seed, truncation, start), batch_size, c)
         return images if as_tensor else images.permute(0, 2, 3, 1).numpy()
 
     @torch.no_grad()
@@ -153,4 +168,5 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
             raise ValueError(f"frames {frames}: need at least 2")
         a, b = latents(1, self.nz, seed_a, truncation)[0], latents(1, self.nz, seed_b, truncation)[0]
         z = torch.stack([slerp(a, b, t / (frames - 1)) for t in range(frames)])
-        return generate(self, z).permute(0, 2, 3, 1).numpy()
+        c = conditions_for(self, 1, seed_a)  # one condition held along the walk
+        return generate(self, z, c=None if c is None else c.repeat(frames, 1)).permute(0, 2, 3, 1).numpy()

@@ -14,7 +14,7 @@ from accelerate.utils import set_seed
 
 from ..config import Config, dump_config, ema_beta, to_dict
 from ..data.cache import DeviceCache
-from ..data.loader import train_loader
+from ..data.loader import label_bank, train_loader
 from ..io import atomic_path
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
@@ -22,7 +22,7 @@ from .augment import parse_policy
 from .checkpointer import Checkpointer, NonFiniteLoss, RunClock, average_buffers
 from .distributed import agree_on_path
 from .ema import make_ema
-from .preflight import preflight
+from .preflight import preflight, training_condition
 from .runlog import RunLog
 from .runtime import Runtime, StopSignal, lock_run_dir, setup_runtime
 from .samples import SampleWriter
@@ -88,11 +88,12 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
         for line in rt.notes:
             rt.accelerator.print(line)
         _prepare_run_dir(cfg, rt)
-        nets = _build_nets(cfg, rt)
+        condition = training_condition(cfg, shards)
+        nets = _build_nets(cfg, rt, shards, condition)
         resume_path, state = _resume_target(cfg, rt)
         progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state)
         _prepare_for_devices(cfg, rt, nets)
-        loader = _make_loader(cfg, rt, shards, progress.step)
+        loader = _make_loader(cfg, rt, shards, progress.step, condition)
         # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
         # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
         batches = iter(loader)
@@ -126,9 +127,13 @@ def _prepare_run_dir(cfg, rt: Runtime) -> None:
             dump_config(cfg, tmp)
 
 
-def _build_nets(cfg, rt: Runtime) -> Nets:
-    """Identical initial weights on every rank (DDP also broadcasts rank 0's on wrap)."""
-    G, D = build_models(cfg.model, cfg.train.seed)
+def _build_nets(cfg, rt: Runtime, shards, condition) -> Nets:
+    """Identical initial weights on every rank (DDP also broadcasts rank 0's on wrap). A
+    conditional G gets its label bank from the training data (the same on every rank; a resume
+    then loads the checkpoint's)."""
+    G, D = build_models(cfg.model, cfg.train.seed, condition)
+    if condition is not None:
+        G.label_bank.copy_(label_bank(shards, condition, len(G.label_bank), cfg.data.stall_s))
     if cfg.train.sync_batchnorm and rt.world > 1 and rt.kind == "cuda":
         G, D = (torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
     G, D = G.to(memory_format=rt.memory_format), D.to(memory_format=rt.memory_format)
@@ -137,7 +142,7 @@ def _build_nets(cfg, rt: Runtime) -> Nets:
     return Nets(G, D, make_ema(G).to(rt.device),
                 torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=betas, **fused),
                 torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=betas, **fused),
-                architecture(cfg.model))
+                architecture(cfg.model, condition))
 
 
 def _resume_target(cfg, rt: Runtime):
@@ -179,17 +184,17 @@ def _prepare_for_devices(cfg, rt: Runtime, nets: Nets) -> None:
     nets.D_raw = rt.accelerator.unwrap_model(nets.D, keep_torch_compile=False)
 
 
-def _make_loader(cfg, rt: Runtime, shards, start_batch: int):
+def _make_loader(cfg, rt: Runtime, shards, start_batch: int, condition=None):
     """Ours, not prepare()'d: each rank reads its own shards, from where it stopped."""
     if cfg.data.device_cache:
         loader = DeviceCache(shards, rt.batch, rt.rank, rt.world, cfg.train.seed, start_batch, rt.device,
-                             cfg.data.max_bad_fraction, cfg.data.stall_s)
+                             cfg.data.max_bad_fraction, cfg.data.stall_s, condition)
         rt.accelerator.print(f"facegan: {len(loader)} training images cached on {rt.device} "
                              f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
         return loader
     return train_loader(shards, rt.batch, rt.rank, rt.world, seed=cfg.train.seed, start_batch=start_batch,
                         workers=cfg.data.workers, pin_memory=rt.kind == "cuda",
-                        max_bad_fraction=cfg.data.max_bad_fraction, stall_s=cfg.data.stall_s)
+                        max_bad_fraction=cfg.data.max_bad_fraction, stall_s=cfg.data.stall_s, condition=condition)
 
 
 def _start_rng(cfg, rt: Runtime, path, state, step: int) -> None:
@@ -229,9 +234,12 @@ def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, sample
     stopped = False
     with StopSignal() as stop:
         while progress.images_seen < total_images:
-            real = to_unit_range(next(batches), rt.device, cfg.data.flip, rt.memory_format)
+            batch = next(batches)
+            images, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)  # cond: conditional runs
+            real = to_unit_range(images, rt.device, cfg.data.flip, rt.memory_format)
             gan_step.beta = ema_beta(t.ema, t.batch_size, t.ema_rampup, progress.images_seen)
-            loss_D, loss_G, logits_real, logits_fake = gan_step(real)
+            loss_D, loss_G, logits_real, logits_fake = gan_step(
+                real, None if cond is None else cond.to(rt.device, non_blocking=True))
             before = progress.images_seen
             progress.step += 1
             progress.images_seen += t.batch_size

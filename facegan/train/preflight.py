@@ -15,6 +15,7 @@ from ..data.loader import IMAGE_KEYS, ShardSet, TrainStream, resolve_shards
 from ..errors import UserError
 from ..io import read_json
 from ..models import architecture
+from ..models.conditioning import select_condition
 from . import checkpoint as ckpt
 
 
@@ -34,8 +35,14 @@ def preflight(cfg: Config, world: int = None, log=None) -> ShardSet:
     shards = _count_local_shards(resolve_shards(cfg.data.shards, "train", cfg.model.resolution))
     if shards.total is not None:
         _fit_data(cfg, shards, world, log)
-    _check_resume_architecture(cfg)
+    _check_resume_architecture(cfg, training_condition(cfg, shards))
     return shards
+
+
+def training_condition(cfg: Config, shards: ShardSet):
+    """The Condition of model.condition / model.labels on these shards' labels (None:
+    unconditional); UserError naming the key when the data cannot give it."""
+    return select_condition(cfg.model.condition, shards.labels, cfg.model.labels, f"data.shards {cfg.data.shards}")
 
 
 def _check_local_shard_files(spec: str) -> None:
@@ -108,7 +115,7 @@ def _fit_data(cfg: Config, shards: ShardSet, world: int, log) -> None:
         cfg.data.workers = workers
 
 
-def _check_resume_architecture(cfg: Config) -> None:
+def _check_resume_architecture(cfg: Config, condition=None) -> None:
     """The checkpoint a resume would load must have this config's architecture. Only state.json
     is read here; the checksums are verified when the checkpoint is loaded."""
     mode = cfg.run.resume
@@ -127,6 +134,6 @@ def _check_resume_architecture(cfg: Config) -> None:
             if mode != "auto":
                 raise
             continue  # a damaged one: the resume passes over it too
-        ckpt.check_architecture(path, state, architecture(cfg.model))
+        ckpt.check_architecture(path, state, architecture(cfg.model, condition))
         return
 

@@ -1,4 +1,5 @@
-"""Fixed-noise sample grids (torchvision make_grid) during training, and generation helpers."""
+"""Fixed-noise sample grids (torchvision make_grid) during training, and generation helpers.
+A conditional run's grids have one row per condition (a class, or a label combination of the data)."""
 
 import os
 
@@ -8,6 +9,7 @@ from torchvision.utils import make_grid, save_image
 from ..images import to_uint8
 from ..io import atomic_path
 from ..latents import latents
+from ..models.conditioning import conditions_for
 from .tracking import log_grid
 
 GRID = 64  # images in each fixed-noise grid (fewer when the data holds fewer)
@@ -20,11 +22,36 @@ def fixed_noise(n: int, nz: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(generator: torch.nn.Module, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """uint8 (N, 3, H, W) images on the CPU for z (N, nz, 1, 1), in batches of batch_size."""
+def generate(generator: torch.nn.Module, z: torch.Tensor, batch_size: int = 256, c: torch.Tensor = None) -> torch.Tensor:
+    """uint8 (N, 3, H, W) images on the CPU for z (N, nz, 1, 1), in batches of batch_size. A
+    conditional generator takes c (N, C) too; without it, c is drawn from its label bank
+    (facegan.models.conditioning.conditions_for, seed 0)."""
     device = next(generator.parameters()).device
-    out = [to_uint8(generator(z[i:i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)]
-    return torch.cat(out)
+    if c is None and getattr(generator, "condition", None) is not None:
+        c = conditions_for(generator, len(z), seed=0)
+
+    def one(i):
+        zi = z[i:i + batch_size].to(device)
+        return generator(zi) if c is None else generator(zi, c[i:i + batch_size].to(device))
+
+    return torch.cat([to_uint8(one(i)).cpu() for i in range(0, len(z), batch_size)])
+
+
+def grid_conditions(generator: torch.nn.Module, rows: int = 8):
+    """(R, C) one condition per grid row for a conditional G (None otherwise): each class (up
+    to 16), or the first `rows` distinct label combinations of its bank."""
+    cond = getattr(generator, "condition", None)
+    if cond is None:
+        return None
+    if cond.kind == "class":
+        return torch.eye(cond.dim)[:16]
+    distinct = []
+    for row in generator.label_bank.detach().cpu():
+        if not any(torch.equal(row, d) for d in distinct):
+            distinct.append(row)
+        if len(distinct) == rows:
+            break
+    return torch.stack(distinct)
 
 
 def grid_uint8(images_uint8: torch.Tensor, nrow: int = 8) -> torch.Tensor:
@@ -55,6 +82,11 @@ class SampleWriter:
         self.dir = os.path.join(cfg.run.dir, "samples")
         self.seed = cfg.train.seed
         self.z = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
+        self.c = None
+        rows = grid_conditions(G_ema)
+        if rows is not None:  # one row per condition, the same 8 codes in every row
+            self.z = self.z[:8].repeat(len(rows), 1, 1, 1)
+            self.c = rows.repeat_interleave(8, 0)
 
     def write_reals(self, shards) -> None:
         """A grid of the first training images (as many as the data holds, up to GRID)."""
@@ -73,7 +105,7 @@ class SampleWriter:
         if not self.rt.is_main:
             return
         self.G_ema.eval()
-        grid = save_grid(generate(self.G_ema, self.z),
+        grid = save_grid(generate(self.G_ema, self.z, c=self.c),
                          os.path.join(self.dir, f"{FAKES_PREFIX}{progress.images_seen / 1000:010.3f}.png"))
         log_grid(self.rt.accelerator, grid, progress.step)
 

@@ -31,12 +31,20 @@ class GANStep:
         self.loss, self.augment, self.r1_gamma, self.r1_every = loss, tuple(augment), r1_gamma, max(1, r1_every)
         self.steps = 0  # for the lazy R1 cadence; set by the trainer on resume
 
+    def _G(self, z, cond):
+        return self.G(z) if cond is None else self.G(z, cond)
+
+    @staticmethod
+    def _D(D, x, cond):
+        return D(x) if cond is None else D(x, cond)
+
     def _aug(self, x):
         return diff_augment(x, self.augment) if self.augment else x
 
-    def __call__(self, real: torch.Tensor):
+    def __call__(self, real: torch.Tensor, cond: torch.Tensor = None):
         """One D step and one G step (then EMA) on a real batch: float (N, 3, H, W) in [-1, 1] on
-        the device. Returns (loss_D, loss_G, logits_real, logits_fake), detached: two fp32
+        the device, and for a conditional GAN its conditions cond (N, C), which the fakes of this
+        step are generated with too (so G and D see the data's label distribution). Returns (loss_D, loss_G, logits_real, logits_fake), detached: two fp32
         scalars and two (N,) tensors of D's raw scores, left on the device (no host sync)."""
         acc = self.acc
         self.steps += 1
@@ -50,8 +58,8 @@ class GANStep:
         # D step, through the DDP-wrapped D (its gradients are averaged across ranks).
         requires_grad(self.D_raw, True)
         with acc.autocast():
-            fake = self.G(z)
-            logits_real, logits_fake = self.D(self._aug(real)), self.D(self._aug(fake.detach()))
+            fake = self._G(z, cond)
+            logits_real, logits_fake = self._D(self.D, self._aug(real), cond), self._D(self.D, self._aug(fake.detach()), cond)
             loss_D = d_loss(logits_real, logits_fake, self.loss)
         total_D = loss_D
         if do_r1:  # outside autocast: the penalty's double backward in fp32
@@ -63,7 +71,7 @@ class GANStep:
         # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
         requires_grad(self.D_raw, False)
         with acc.autocast():
-            loss_G = g_loss(self.D_raw(self._aug(fake)), self.loss)
+            loss_G = g_loss(self._D(self.D_raw, self._aug(fake), cond), self.loss)
         self.opt_G.zero_grad(set_to_none=True)
         acc.backward(loss_G)
         self.opt_G.step()

@@ -1,0 +1,257 @@
+"""Does conditioning work? Conditional vs unconditional DCGAN on labeled synthetic cartoon faces.
+
+    python bench/conditional.py                       # 32x32, 100 kimg per model (~25 min on 2 CPU cores)
+    python bench/conditional.py --variants cond --kimg 40 --n 500
+
+1. Packs synthetic cartoon faces with their labels (10% val) unless present.
+2. Trains a small attribute classifier on the real training images (cached beside the shards,
+   keyed by their content) and reports its accuracy per attribute on the real val images.
+3. Trains each variant with launch/train.py, as a user does: the same data, budget, seed and recipe
+   (configs/demo.yaml), differing only in model.condition / g_condition / d_condition.
+4. For each conditional model, generates --n images per attribute setting asked: every attribute
+   on or off with probability 1/2, independently, so a model that ignores the request scores
+   about 50% (not the 75-85% that always answering "off" would earn at the data's rates). Reports
+   the fraction whose attributes, as the classifier reads them, match what was asked; and FID/KID
+   of every model against the val split (n images per side; conditional models draw their labels
+   as the data has them).
+
+Writes bench/results/conditional-<cpu|gpu>-<size>.json and prints the README's table.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from common import RESULTS, machine
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = {
+    "uncond": ("unconditional (the same recipe)", ["model.condition=none"]),
+    "cond": ("embedding joined to z, projection D", ["model.condition=attributes", "model.g_condition=embed",
+                                                    "model.d_condition=projection"]),
+    "cond-cbn": ("conditional BatchNorm in G, projection D", ["model.condition=attributes", "model.g_condition=cbn",
+                                                              "model.d_condition=projection"]),
+    "cond-concat": ("embedding joined to z, concatenation D (classic cGAN)",
+                    ["model.condition=attributes", "model.g_condition=embed", "model.d_condition=concat"]),
+}
+
+
+def ensure_shards(path, images, size):
+    if os.path.exists(os.path.join(path, "dataset.json")):
+        return
+    subprocess.run([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", path, "--size",
+                    str(size), "--limit", str(images), "--val-fraction", "0.1", "--overwrite"], check=True, cwd=ROOT)
+
+
+def labeled_images(shards_dir, split, condition):
+    """uint8 (N, 3, H, W) images and their (N, C) +-1 attribute vectors of one split."""
+    import torch
+
+    from facegan.data.decode import decoded_batch
+    from facegan.data.health import Tracker
+    from facegan.data.loader import decode_sample, keys_for, read_shard
+    from facegan.data.shardset import resolve_shards
+
+    shards = resolve_shards(shards_dir, split)
+    tracker = Tracker(1.0)
+    pairs = []
+    for url in shards.urls:
+        for s in read_shard(url, tracker, shards.count_of(url), keep=keys_for(condition)):
+            got = decode_sample(s, shards.resolution, tracker, condition)
+            if got is not None:
+                pairs.append(got)
+    return decoded_batch([p[0] for p in pairs]).contiguous(), torch.tensor([p[1] for p in pairs])
+
+
+def classifier(n_out):
+    from torch import nn
+
+    def block(i, o):
+        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(True),
+                nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(True), nn.MaxPool2d(2)]
+
+    return nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(128, n_out))
+
+
+def as_input(images_uint8):
+    return images_uint8.float() / 127.5 - 1
+
+
+def train_classifier(args, condition, digest):
+    """(classifier, {attribute: val accuracy}), trained once per data content and attribute list."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    names = condition.names
+    path = os.path.join(args.shards, f"attr-classifier-{digest[:16]}-{'-'.join(names)}.safetensors")
+    net = classifier(len(names))
+    val_x, val_y = labeled_images(args.shards, "val", condition)
+    if os.path.exists(path):
+        net.load_state_dict(load_file(path))
+        print(f"classifier: cached {path}")
+    else:
+        x, y = labeled_images(args.shards, "train", condition)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(0)
+        t0 = time.perf_counter()
+        for epoch in range(args.classifier_epochs):
+            net.train()
+            perm = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x) - 127, 128):
+                idx = perm[i:i + 128]
+                xb = as_input(x[idx])
+                flip = torch.rand(len(idx), generator=gen) < 0.5  # the GANs train with flips too
+                xb[flip] = xb[flip].flip(3)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb), (y[idx] > 0).float())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            print(f"classifier: epoch {epoch + 1}/{args.classifier_epochs}, loss {loss.item():.4f}, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+        save_file(net.state_dict(), path)
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(as_input(val_x[i:i + 500])) for i in range(0, len(val_x), 500)]) > 0
+    acc = ((pred == (val_y > 0)).float().mean(0)).tolist()
+    return net, dict(zip(names, acc)), len(val_x)
+
+
+def train_variant(name, overrides, args, run_dir):
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config", args.config,
+           f"data.shards={args.shards}", f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={args.kimg}",
+           f"train.seed={args.seed}", "train.checkpoint_every_kimg=1000", f"train.sample_every_kimg={args.kimg / 4}",
+           "log.every_steps=100", "log.wandb=off", f"model.labels=[{','.join(args.attrs)}]", *overrides]
+    if name == "uncond":
+        cmd.remove(f"model.labels=[{','.join(args.attrs)}]")
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"conditional: variant {name} failed:\n{r.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def attribute_match(G, net, n, seed):
+    """Per attribute: the fraction of n samples whose classified attribute equals the one asked
+    (each asked on or off with probability 1/2), and the same split by asked on / asked off."""
+    import torch
+
+    from facegan.latents import latents
+    from facegan.train.samples import generate
+
+    cond = G.condition
+    gen = torch.Generator().manual_seed(seed + 99)
+    asked = torch.where(torch.rand(n, cond.dim, generator=gen) < 0.5, 1.0, -1.0)
+    images = generate(G, latents(n, G.nz, seed), 200, asked)  # every conditioned attribute is asked
+    with torch.no_grad():
+        got = torch.cat([net(as_input(images[i:i + 500])) for i in range(0, n, 500)]) > 0
+    want = asked > 0
+    out = {}
+    for i, name in enumerate(cond.names):
+        on, off = want[:, i], ~want[:, i]
+        out[name] = {"match": (got[:, i] == want[:, i]).float().mean().item(),
+                     "match_on": (got[on, i]).float().mean().item(), "match_off": (~got[off, i]).float().mean().item()}
+    return out
+
+
+def markdown(result):
+    m = result["machine"]
+    names = result["attributes"]
+    lines = [f"Budget {result['kimg']} kimg per model, seed {result['seed']}, {result['data']}, recipe "
+             f"{result['config']}; {m['device']} ({m['cpu']}, {m['cores']} cores). Attribute match: {result['n']} "
+             f"samples, each attribute asked on or off with probability 1/2 (50% = the request ignored), read by a "
+             f"classifier whose accuracy on real val images is "
+             + ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["classifier_val_accuracy"].items())
+             + f". FID/KID: n = {result['n']} per side against the val split.", "",
+             "| model | G / D conditioning | " + " | ".join(f"{a} match (on / off)" for a in names)
+             + " | FID | KID x 1000 | train wall |",
+             "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    for name, v in result["variants"].items():
+        cells = []
+        for a in names:
+            mm = v.get("match", {}).get(a)
+            cells.append(f"{100 * mm['match']:.1f}% ({100 * mm['match_on']:.0f} / {100 * mm['match_off']:.0f})"
+                         if mm else "-")
+        lines.append(f"| {name} | {v['what']} | " + " | ".join(cells)
+                     + f" | {v['fid']:.2f} | {1000 * v['kid']:.1f} | {v['train_wall_s']:.0f} s |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/demo.yaml", help="the recipe every variant shares")
+    ap.add_argument("--shards", default="bench/out/cartoon32-labels", help="labeled dataset (packed here if missing)")
+    ap.add_argument("--images", type=int, default=11000, help="synthetic faces to pack when missing (10%% val)")
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--attrs", default="glasses,hat,beard", help="attributes to condition on")
+    ap.add_argument("--kimg", type=float, default=100, help="training budget per model")
+    ap.add_argument("--n", type=int, default=1000, help="samples for attribute match, and per side for FID/KID")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--classifier-epochs", type=int, default=6)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "conditional"))
+    ap.add_argument("--out", help="result JSON (default bench/results/conditional-<cpu|gpu>-<size>.json)")
+    ap.add_argument("--table", metavar="JSON", help="only print the Markdown table of an earlier result")
+    args = ap.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            print(markdown(json.load(f)))
+        return
+    args.attrs = [a.strip() for a in args.attrs.split(",") if a.strip()]
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    sys.path.insert(0, ROOT)
+    import torch
+
+    from facegan.data.shardset import resolve_shards
+    from facegan.eval.features import InceptionFeatures
+    from facegan.eval.generator_io import load_generator
+    from facegan.eval.scoring import score
+    from facegan.models.conditioning import select_condition
+
+    torch.manual_seed(args.seed)
+    ensure_shards(args.shards, args.images, args.size)
+    train = resolve_shards(args.shards, "train")
+    condition = select_condition("attributes", train.labels, args.attrs, args.shards)
+    net, accuracy, n_val = train_classifier(args, condition, train.content_digest)
+    print("classifier val accuracy: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in accuracy.items())
+          + f" ({n_val} real val images)", flush=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = args.out or os.path.join(RESULTS, f"conditional-{'gpu' if device == 'cuda' else 'cpu'}-{args.size}.json")
+    extractor = InceptionFeatures(log=print).to(device).eval()
+    result = {"benchmark": "conditional", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
+              "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config,
+              "attributes": condition.names, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
+              "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
+              "variants": {}}
+    for i, name in enumerate(names, 1):
+        what, overrides = VARIANTS[name]
+        run_dir = os.path.join(args.workdir, name)
+        print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
+        wall = train_variant(name, overrides, args, run_dir)
+        G, _ = load_generator(run_dir, device=device)
+        row = {"what": what, "overrides": overrides, "train_wall_s": round(wall, 1)}
+        if G.condition is not None:
+            row["match"] = attribute_match(G.cpu(), net, args.n, args.seed)
+            G.to(device)
+        scores = score(G, args.shards, "val", args.n, extractor, device, metrics=("fid", "kid"), seed=12345)
+        row.update(fid=scores["fid"], kid=scores["kid"], kid_std=scores["kid_std"])
+        result["variants"][name] = row
+        print(f"    FID {row['fid']:.2f}  KID {row['kid']:.5f}  "
+              + "  ".join(f"{a} {100 * m['match']:.1f}%" for a, m in row.get("match", {}).items()), flush=True)
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        with open(out + ".tmp", "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(out + ".tmp", out)
+    print(markdown(result))
+    print(f"conditional: wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
