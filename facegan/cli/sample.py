@@ -55,9 +55,9 @@ The format follows the extension: grids .png, .jpg, .webp; --interpolate .gif (a
                    help="conditional generators: attributes to fix, e.g. eyeglasses=1,wearing_hat=0")
     p.add_argument("--class", dest="klass", metavar="K",
                    help="class-conditional generators: the class, by index or name")
-    p.add_argument("--toggle", metavar="NAME",
-                   help="conditional generators: a grid of the same --n faces with attribute NAME off (top row) "
-                        "and on (bottom row); for the class label, one row per class")
+    p.add_argument("--toggle", metavar="NAME[,NAME...]",
+                   help="conditional generators: a grid of the same --n faces with attribute NAME off (one row) "
+                        "and on (the next); several names: a pair of rows each; the class label: one row per class")
     p.add_argument("--overwrite", action="store_true", help="replace existing files facegan did not write")
     return p
 
@@ -134,7 +134,9 @@ def main(argv=None):
             raise UserError("--toggle: this generator is unconditional (trained with model.condition=none)")
         if not args.out or args.outdir or args.interpolate or psis:
             raise UserError("--toggle writes one grid: --out grid.png (not with --outdir, --interpolate or --truncation-row)")
-        c, captions = toggle_conditions(cond, conditions_for(g, args.n, args.seed, asked=asked), args.toggle)
+        base = conditions_for(g, args.n, args.seed, asked=asked)
+        parts = [toggle_conditions(cond, base, name) for name in args.toggle.split(",") if name.strip()]
+        c, captions = torch.cat([p[0] for p in parts]), [cap for p in parts for cap in p[1]]
         z = latents(args.n, nz, args.seed, args.truncation).repeat(len(captions), 1, 1, 1)
         save_image(grid_uint8(generate(g, z, args.batch_size, c), nrow=args.n), args.out)
         print(f"facegan-sample: wrote {len(captions)} rows of the same {args.n} faces "

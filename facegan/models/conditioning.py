@@ -96,6 +96,9 @@ def select_condition(kind: str, fields: Optional[Sequence[LabelField]], names: S
     want = BINARY if kind == "attributes" else CLASS
     chosen = [find_field(fields, n, "model.labels") for n in names] if names else \
         [f for f in fields if f.kind == want]
+    twice = sorted({f.name for f in chosen if chosen.count(f) > 1})
+    if twice:
+        raise UserError(f"model.labels: {', '.join(twice)} named twice")
     wrong = [f.name for f in chosen if f.kind != want]
     if wrong:
         raise UserError(f"model.labels: {', '.join(wrong)} is not a {want} label; model.condition={kind} "
