@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from ..data.intake import Limits
+from ..data.labels import BINARY, CLASS
 from ..data.packer import PackOptions, pack, skip_counts
 from ..data.sources import open_source
 from ..errors import UserError, cli_entry
@@ -18,8 +19,21 @@ EPILOG = """sources:
   hf:NAME[:SPLIT]     a Hugging Face dataset through the datasets library
   synthetic:cartoon   built-in procedural cartoon faces (--limit sets the count)
 
-example:
+labels (stored in each sample's .json and summed up in dataset.json; --labels none packs none):
+  CelebA              the 40 attributes of list_attr_celeba.txt or .csv, when present;
+                      images the file does not name are skipped as unlabeled
+  DIR --labels folders   the class is the sub-folder of DIR holding the image (ImageFolder);
+                      images directly in DIR are skipped as unlabeled
+  parquet, hf: --label-columns A,B   those columns: bool (binary), ClassLabel (its classes),
+                      integers (binary when 0/1 or -1/1, else one class per value), strings
+                      (one class per value); rows with a null there are skipped as unlabeled
+  synthetic:cartoon   the attributes each face is drawn with: glasses, hat, beard, moustache,
+                      blush (binary), hair (6 styles) and mouth (6 kinds)
+
+examples:
   facegan-shard synthetic:cartoon --out shards/cartoon64 --size 64 --limit 20000
+  facegan-shard data/pets --labels folders --out shards/pets64
+  facegan-shard data/faces.parquet --label-columns smiling,age_group --out shards/faces64
 """
 
 
@@ -48,7 +62,28 @@ def build_parser():
     p.add_argument("--max-file-mb", type=int, default=512, help="skip input files larger than this (default 512)")
     p.add_argument("--dedupe", action="store_true", help="drop images identical after resizing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    p.add_argument("--labels", choices=["auto", "none", "folders"], default="auto",
+                   help="per-image labels to store (see labels below). auto (default): CelebA's attribute "
+                        "file when present, the synthetic faces' attributes, parquet/hf: columns named by "
+                        "--label-columns; none: no labels; folders: a folder's class sub-folders")
+    p.add_argument("--label-columns", default=None, metavar="A,B",
+                   help="parquet and hf: sources: the columns to store as labels, comma-separated")
     return p
+
+
+def describe_labels(fields, source) -> str:
+    """'5 fields (binary: glasses, hat; class: hair (6)) from SOURCE', or 'none'."""
+    if not fields:
+        return "none"
+    kinds = []
+    binary = [f.name for f in fields if f.kind == BINARY]
+    if binary:
+        kinds.append("binary: " + ", ".join(binary))
+    classes = [f"{f.name} ({len(f.classes)})" for f in fields if f.kind == CLASS]
+    if classes:
+        kinds.append("class: " + ", ".join(classes))
+    n = len(fields)
+    return f"{n} field{'s' if n != 1 else ''} ({'; '.join(kinds)}) from {source}"
 
 
 def print_summary(out, result, manifest_path):
@@ -64,6 +99,7 @@ def print_summary(out, result, manifest_path):
     if len(result.skipped) > 5:
         print(f"    ... {len(result.skipped) - 5} more listed in {manifest_path}")
     print(f"  duplicates dropped: {result.duplicates}")
+    print(f"  labels: {describe_labels(result.label_fields, result.label_source)}")
     print(f"  manifest: {manifest_path}")
 
 
@@ -80,7 +116,13 @@ def main(argv=None):
             raise UserError(f"{flag} {value:g}: must be at least {lowest:g}")
     limits = Limits(max_pixels=int(args.max_megapixels * 1e6), max_bytes=args.max_file_mb << 20,
                     min_side=args.min_side)
-    source = open_source(args.source, seed=args.seed, limit=args.limit)
+    label_columns = None
+    if args.label_columns is not None:
+        label_columns = [c.strip() for c in args.label_columns.split(",") if c.strip()]
+        if not label_columns:
+            raise UserError(f"--label-columns {args.label_columns!r}: names no column")
+    source = open_source(args.source, seed=args.seed, limit=args.limit, labels=args.labels,
+                         label_columns=label_columns)
     opts = PackOptions(size=args.size, crop=args.crop, image_format=args.format, quality=args.quality,
                        shard_size=args.shard_size, val_fraction=args.val_fraction, workers=args.workers,
                        seed=args.seed, limit=args.limit, dedupe=args.dedupe, overwrite=args.overwrite, limits=limits,

@@ -2,9 +2,11 @@
 
 import hashlib
 import os
+from typing import Optional, Tuple
 
 from ..errors import UserError
 from ..io import read_json
+from .labels import LabelField, manifest_fields
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
@@ -42,3 +44,9 @@ def split_shards(directory: str, manifest: dict, split: str) -> list:
         have = ", ".join(sorted(manifest["splits"])) or "none"
         raise UserError(f"{directory}: no '{split}' split in {MANIFEST} (has: {have})")
     return [(os.path.join(directory, s["name"]), s["count"]) for s in manifest["splits"][split]["shards"]]
+
+
+def label_fields(manifest: dict, directory: str = "") -> Optional[Tuple[LabelField, ...]]:
+    """The dataset's label fields (labels.py), or None for an unlabeled dataset and for shards
+    packed before labels existed."""
+    return manifest_fields(manifest, os.path.join(directory, MANIFEST) if directory else MANIFEST)

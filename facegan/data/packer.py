@@ -28,6 +28,7 @@ from ..io import (LOCK_NAME, DirLock, atomic_path, is_lock_file, is_temp_name, r
                   temp_name, temp_owner_alive, write_json_atomic)
 from .manifest import DERIVED_PREFIXES, FORMAT_VERSION, MANIFEST
 from .intake import Limits, Skip, open_image, read_file, read_zip_member
+from .labels import manifest_labels
 from .sources import Item, Source
 from .synthetic import cartoon_face
 
@@ -60,6 +61,8 @@ class PackResult:
     duplicates: int = 0
     seconds: float = 0.0
     images_in: int = 0
+    label_fields: Optional[tuple] = None  # the dataset's LabelFields; None: unlabeled
+    label_source: str = ""
 
 
 _ZIPS: dict = {}  # per-worker cache of open zip archives
@@ -80,14 +83,16 @@ def read_item(item: Item, limits: Limits) -> bytes:
 
 
 def process_item(args):
-    """Worker: one item -> (ok, name, payload). payload is (encoded, meta, digest) or a reason."""
+    """Worker: one item -> (ok, name, payload). payload is (encoded, meta, digest) or a reason.
+    meta["labels"] holds the item's labels (a synthetic face's: the attributes it was drawn with)."""
     item, size, crop, fmt, quality, limits = args
     try:
         if item.kind == "error":  # the source could not be read past this point
             return False, item.name, item.ref
+        labels = item.labels
         if item.kind == "synthetic":
             seed, index = item.ref
-            img = cartoon_face(index, seed)
+            img, labels = cartoon_face(index, seed, attributes=True)
             orig = img.size
         else:
             # The crop keeps at least CROP_KEEP of the short side; decode no smaller than that needs.
@@ -96,6 +101,8 @@ def process_item(args):
         encoded = transforms.encode(img, fmt, quality)
         digest = hashlib.sha1(img.tobytes()).hexdigest()
         meta = {"source": item.name, "width": orig[0], "height": orig[1]}
+        if labels is not None:
+            meta["labels"] = labels
         return True, item.name, (encoded, meta, digest)
     except Skip as why:
         return False, item.name, str(why)
@@ -228,13 +235,15 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
     total = min(len(source), opts.limit) if opts.limit and len(source) else (opts.limit or len(source))
     workers = opts.workers or os.cpu_count() or 1
     records, item_splits, seen = [], [], set()
-    labels = []  # each fed item's split label, by position (filled by the pool's feeder thread)
+    fed_splits = []  # each fed item's split, by position (filled by the pool's feeder thread)
+    fields = source.label_fields  # labeled: every kept image carries these, checked here
+    label_values = []  # the labels of each record (of a labeled source)
 
     def tasks():
         for n, item in enumerate(source.items()):
             if opts.limit and n >= opts.limit:
                 return
-            labels.append(item.split or "train")
+            fed_splits.append(item.split or "train")
             yield item, opts.size, crop, fmt, opts.quality, opts.limits
 
     try:
@@ -248,12 +257,19 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
                 bar = tqdm(results, total=total or None, unit="img", desc="packing",
                            disable=None, file=sys.stderr, smoothing=0.1)
                 for ok, name, payload in bar:
-                    label = labels[result.images_in]
+                    split = fed_splits[result.images_in]
                     result.images_in += 1
                     if not ok:
                         result.skipped.append({"source": name, "reason": payload})
                         continue
                     encoded, meta, digest = payload
+                    # A sample's .json has "labels" exactly when the dataset is labeled.
+                    labels = meta.pop("labels", None)
+                    if fields and labels is None:
+                        result.skipped.append({"source": name, "reason": "unlabeled: no labels"})
+                        continue
+                    if fields:
+                        meta["labels"] = labels = {f.name: f.check(labels.get(f.name), name) for f in fields}
                     if opts.dedupe:
                         if digest in seen:
                             result.duplicates += 1
@@ -262,7 +278,9 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
                     offset = spill.tell()
                     spill.write(encoded)
                     records.append((offset, len(encoded), meta))
-                    item_splits.append(label)
+                    item_splits.append(split)
+                    if fields:
+                        label_values.append(labels)
                 bar.close()
             finally:
                 if pool:
@@ -295,7 +313,8 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
             os.remove(spill_path)
 
     result.seconds = time.time() - start
-    write_json_atomic(os.path.join(out, MANIFEST), {
+    result.label_fields, result.label_source = fields, source.label_source if fields else ""
+    manifest = {
         "format_version": FORMAT_VERSION,
         "facegan_version": __version__,
         "resolution": opts.size,
@@ -309,5 +328,8 @@ def _pack_into(source, out, opts, crop, fmt, spill_path, result, start):
         "skipped": result.skipped,
         "duplicates": result.duplicates,
         "command": opts.command,
-    })
+    }
+    if fields:
+        manifest["labels"] = manifest_labels(fields, source.label_source, label_values)
+    write_json_atomic(os.path.join(out, MANIFEST), manifest)
     return result

@@ -10,6 +10,8 @@ import random
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from .labels import BINARY, CLASS, LabelField
+
 NATIVE = 256  # drawn at this size; the packer resizes to the target resolution
 
 SKIN = [(255, 224, 196), (241, 194, 160), (224, 172, 128), (198, 134, 96), (141, 85, 54),
@@ -17,6 +19,12 @@ SKIN = [(255, 224, 196), (241, 194, 160), (224, 172, 128), (198, 134, 96), (141,
 HAIR = [(20, 20, 20), (70, 40, 20), (140, 80, 30), (230, 200, 90), (200, 60, 30),
         (240, 240, 240), (120, 60, 180), (40, 120, 220), (230, 80, 160), (90, 170, 90)]
 IRIS = [(60, 40, 20), (40, 100, 200), (50, 140, 60), (120, 80, 40), (150, 50, 160), (20, 20, 20)]
+HAIR_STYLES = ["short", "long", "spiky", "bun", "bald", "mohawk"]
+MOUTHS = ["smile", "grin", "flat", "open", "o", "frown"]
+# The attributes a face is drawn with, as dataset labels: binary ones 0/1, `hair` and `mouth`
+# the index of the style in HAIR_STYLES / MOUTHS.
+LABEL_FIELDS = (*(LabelField(name, BINARY) for name in ("glasses", "hat", "beard", "moustache", "blush")),
+                LabelField("hair", CLASS, tuple(HAIR_STYLES)), LabelField("mouth", CLASS, tuple(MOUTHS)))
 
 
 def _jitter(rng, colour, amount=18):
@@ -118,7 +126,8 @@ def _nose(rng, draw, cx, ny, size, skin):
 
 
 def _mouth(rng, draw, cx, my, width):
-    kind = rng.choice(["smile", "grin", "flat", "open", "o", "frown"])
+    """Draws a mouth; returns its kind."""
+    kind = rng.choice(MOUTHS)
     lip = (120, 30, 40)
     if kind == "smile":
         draw.arc([cx - width, my - width * 0.6, cx + width, my + width * 0.5], 20, 160, fill=lip, width=4)
@@ -137,11 +146,15 @@ def _mouth(rng, draw, cx, my, width):
         draw.ellipse([cx - r, my - r, cx + r, my + r], fill=lip)
     else:
         draw.arc([cx - width, my, cx + width, my + width], 200, 340, fill=lip, width=4)
+    return kind
 
 
 def _accessories(rng, draw, cx, ey, gap, size, box, hair):
+    """Draws glasses, a beard or moustache, a hat (each by chance); returns which it drew."""
     x0, y0, x1, y1 = box
+    drawn = dict.fromkeys(("glasses", "beard", "moustache", "hat"), 0)
     if rng.random() < 0.25:  # glasses
+        drawn["glasses"] = 1
         frame = rng.choice([(20, 20, 20), (160, 30, 30), (200, 170, 40), (40, 40, 160)])
         r = size * 1.6
         square = rng.random() < 0.5
@@ -150,20 +163,26 @@ def _accessories(rng, draw, cx, ey, gap, size, box, hair):
             shape([ex - r, ey - r * 0.8, ex + r, ey + r * 0.8], outline=frame, width=4)
         draw.line([(cx - gap + r, ey), (cx + gap - r, ey)], fill=frame, width=4)
     if rng.random() < 0.15:  # beard
+        drawn["beard"] = 1
         draw.chord([x0 + 6, y0 + (y1 - y0) * 0.45, x1 - 6, y1 + 6], 0, 180, fill=hair)
     elif rng.random() < 0.12:  # moustache
+        drawn["moustache"] = 1
         my = ey + (y1 - y0) * 0.33
         draw.ellipse([cx - size * 2, my - size * 0.35, cx + size * 2, my + size * 0.45], fill=hair)
     if rng.random() < 0.18:  # hat
+        drawn["hat"] = 1
         colour = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
         w = x1 - x0
         draw.rectangle([x0 - w * 0.12, y0 + 4, x1 + w * 0.12, y0 + 16], fill=colour)
         draw.rounded_rectangle([x0 + w * 0.12, y0 - w * 0.35, x1 - w * 0.12, y0 + 8], radius=10,
                                fill=colour)
+    return drawn
 
 
-def cartoon_face(index: int, seed: int = 0, size: int = NATIVE) -> Image.Image:
-    """Draw face number `index` of the family `seed`: deterministic for a given pair."""
+def cartoon_face(index: int, seed: int = 0, size: int = NATIVE, attributes: bool = False):
+    """Draw face number `index` of the family `seed`: deterministic for a given pair. With
+    attributes=True, returns (image, {attribute: int}) with the attributes it was drawn with
+    (LABEL_FIELDS' values); the image is the same either way."""
     rng = random.Random(seed * 1_000_003 + index)
     s = NATIVE
     img = Image.new("RGB", (s, s))
@@ -177,7 +196,7 @@ def cartoon_face(index: int, seed: int = 0, size: int = NATIVE) -> Image.Image:
     cx = s / 2 + rng.uniform(-10, 10)
     cy = s * 0.54 + rng.uniform(-8, 8)
     box = (cx - fw / 2, cy - fh / 2, cx + fw / 2, cy + fh / 2)
-    style = rng.choice(["short", "long", "spiky", "bun", "bald", "mohawk"])
+    style = rng.choice(HAIR_STYLES)
 
     _hair_back(rng, draw, style, hair, box)
     ear = fw * 0.12
@@ -192,7 +211,8 @@ def cartoon_face(index: int, seed: int = 0, size: int = NATIVE) -> Image.Image:
     eye_y = box[1] + fh * rng.uniform(0.42, 0.5)
     gap = fw * rng.uniform(0.17, 0.24)
     eye = fw * rng.uniform(0.07, 0.11)
-    if rng.random() < 0.35:  # blush
+    blushing = rng.random() < 0.35
+    if blushing:
         blush = (255, 120, 140)
         for side in (-1, 1):
             bx, by = cx + side * gap * 1.25, eye_y + eye * 2.6
@@ -200,10 +220,14 @@ def cartoon_face(index: int, seed: int = 0, size: int = NATIVE) -> Image.Image:
     _eyes(rng, draw, cx, eye_y, gap, eye, _jitter(rng, rng.choice(IRIS)))
     _brows(rng, draw, cx, eye_y - eye * rng.uniform(1.6, 2.3), gap, eye * 1.1, _darker(hair, 0.8))
     _nose(rng, draw, cx, eye_y + fh * 0.16, eye * 1.2, skin)
-    _mouth(rng, draw, cx, eye_y + fh * rng.uniform(0.28, 0.34), fw * rng.uniform(0.12, 0.2))
+    mouth = _mouth(rng, draw, cx, eye_y + fh * rng.uniform(0.28, 0.34), fw * rng.uniform(0.12, 0.2))
     _hair_front(rng, draw, style, hair, box)
-    _accessories(rng, draw, cx, eye_y, gap, eye, box, _darker(hair, 0.9))
+    drawn = _accessories(rng, draw, cx, eye_y, gap, eye, box, _darker(hair, 0.9))
 
     img = img.rotate(rng.uniform(-8, 8), resample=Image.Resampling.BICUBIC, fillcolor=img.getpixel((0, 0)))
     img = img.filter(ImageFilter.SMOOTH)
-    return img if size == s else img.resize((size, size), Image.Resampling.LANCZOS)
+    img = img if size == s else img.resize((size, size), Image.Resampling.LANCZOS)
+    if not attributes:
+        return img
+    drawn.update(blush=int(blushing), hair=HAIR_STYLES.index(style), mouth=MOUTHS.index(mouth))
+    return img, drawn
