@@ -186,7 +186,7 @@ def test_conditioning_on_unlabeled_shards_is_one_clear_error(tmp_path):
     assert "labels" not in read_manifest(out)
     r = train_cli(out, tmp_path / "run", kimg(1), "model.condition=attributes")
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1].startswith("facegan: error: model.condition=attributes: data.shards")
+    assert r.stderr.strip().splitlines()[-1].startswith("facegan-train: error: model.condition=attributes: data.shards")
     assert "has no labels" in r.stderr and not (tmp_path / "run" / "config.yaml").exists()
     r = train_cli(out, tmp_path / "run2", kimg(2))  # unlabeled shards train unconditionally as before
     assert r.returncode == 0, r.stderr[-2000:]

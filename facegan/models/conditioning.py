@@ -92,7 +92,8 @@ def select_condition(kind: str, fields: Optional[Sequence[LabelField]], names: S
             raise UserError("model.labels: set only with model.condition=attributes or class")
         return None
     if not fields:
-        raise UserError(f"model.condition={kind}: {where} has no labels (pack them: facegan-shard --labels ...)")
+        raise UserError(f"model.condition={kind}: {where} has no labels (facegan-shard packs them: "
+                        f"CelebA's list_attr_celeba.txt, --labels folders, --label-columns, synthetic:cartoon)")
     want = BINARY if kind == "attributes" else CLASS
     chosen = [find_field(fields, n, "model.labels") for n in names] if names else \
         [f for f in fields if f.kind == want]
