@@ -36,6 +36,10 @@ VARIANTS = {
                                                               "model.d_condition=projection"]),
     "cond-concat": ("embedding joined to z, concatenation D (classic cGAN)",
                     ["model.condition=attributes", "model.g_condition=embed", "model.d_condition=concat"]),
+    "cond-aux": ("embedding joined to z, auxiliary classifier D (AC-GAN)",
+                 ["model.condition=attributes", "model.g_condition=embed", "model.d_condition=aux"]),
+    "cond-cbn-aux": ("conditional BatchNorm in G, projection + auxiliary classifier D",
+                     ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux"]),
 }
 
 
@@ -230,6 +234,11 @@ def main():
               "attributes": condition.names, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
               "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
               "variants": {}}
+    if os.path.exists(out):  # rows measured earlier under the same setup are kept (re-run one with --variants)
+        with open(out) as f:
+            earlier = json.load(f)
+        if all(earlier.get(k) == result[k] for k in ("kimg", "n", "seed", "data", "config", "attributes")):
+            result["variants"] = earlier.get("variants", {})
     for i, name in enumerate(names, 1):
         what, overrides = VARIANTS[name]
         run_dir = os.path.join(args.workdir, name)

@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import ROOT, read_manifest, run_cli, shard
 from facegan.data.labels import LabelField
 from facegan.errors import UserError
-from facegan.models.conditioning import (Condition, CondBatchNorm2d, apply_request, bank_conditions, parse_request,
+from facegan.models.conditioning import (Condition, CondBatchNorm2d, apply_request, aux_loss, bank_conditions, parse_request,
                                          select_condition, toggle_conditions)
 from facegan.models.dcgan import Discriminator, Generator, init_weights
 
@@ -41,7 +41,7 @@ def sample(*args):
 
 
 @pytest.mark.parametrize("g_cond", ["embed", "cbn"])
-@pytest.mark.parametrize("d_cond", ["projection", "concat"])
+@pytest.mark.parametrize("d_cond", ["projection", "concat", "aux", "projection+aux"])
 @pytest.mark.parametrize("cond", [ATTRS, HAIR], ids=["attributes", "class"])
 def test_conditional_networks_use_the_condition(cond, g_cond, d_cond):
     torch.manual_seed(0)
@@ -58,7 +58,13 @@ def test_conditional_networks_use_the_condition(cond, g_cond, d_cond):
     x0, x1 = G(z, c0), G(z, c1)
     assert x0.shape == (4, 3, 32, 32) and not torch.allclose(x0, x1)
     D.eval()
-    assert D(x0, c0).shape == (4,) and not torch.allclose(D(x0, c0), D(x0, c1))
+    assert D(x0, c0).shape == (4,)
+    # D's real/fake score reads c unless the labels reach it only through the classifier (aux)
+    assert torch.allclose(D(x0, c0), D(x0, c1)) == (d_cond == "aux")
+    if "aux" in d_cond:  # AC-GAN's head: label logits beside the real/fake logit
+        logits, labels = D(x0, c0, aux=True)
+        assert torch.equal(logits, D(x0, c0)) and labels.shape == (4, cond.dim)
+        assert aux_loss(cond, labels, c0).ndim == 0
     with pytest.raises(ValueError, match="needs c"):
         G(z)
     with pytest.raises(ValueError, match="needs c"):
@@ -230,6 +236,9 @@ def test_sample_by_attribute_and_toggle(attr_run, tmp_path):
     want = grid_uint8(torch.from_numpy(on).permute(0, 3, 1, 2), nrow=2).permute(1, 2, 0).numpy()
     assert np.array_equal(grid, want)  # the CLI and the API give the same faces for the same request
 
+    rows, captions = G.toggle("glasses", n=3, seed=1)
+    assert captions == ["glasses=0", "glasses=1"] and rows.shape == (2, 3, 32, 32, 3)
+    assert not np.array_equal(rows[0], rows[1])
     r = sample(str(attr_run), "--n", "5", "--toggle", "hat", "--out", str(tmp_path / "toggle.png"))
     assert r.returncode == 0 and "hat=0, hat=1" in r.stdout, r.stderr
     t = np.array(Image.open(tmp_path / "toggle.png"))

@@ -8,7 +8,8 @@ A condition is stored in the architecture dict as {"kind", "fields"}:
 G is told c through an embedding joined to z (the classic cGAN, Mirza & Osindero 2014) or through
 conditional BatchNorm (de Vries et al. 2017, as in Miyato & Koyama 2018's G). D is told c by
 projection (Miyato & Koyama 2018: logit = psi(phi(x)) + <E c, phi(x)>) or by the classic
-concatenation of c to the image as constant feature maps.
+concatenation of c to the image as constant feature maps; either can add an auxiliary classifier
+(AC-GAN, Odena et al. 2017: D also predicts the labels; G is trained to make them readable).
 
 A conditional G keeps a label bank: BANK condition vectors of training images, so sampling with
 nothing asked draws conditions as the data has them (joint, not per attribute), and anything
@@ -26,7 +27,9 @@ from ..errors import UserError
 
 CONDITION_KINDS = ("none", "attributes", "class")
 G_CONDITIONS = ("embed", "cbn")
-D_CONDITIONS = ("projection", "concat")
+# aux: an auxiliary classifier head on D's features (AC-GAN, Odena et al. 2017) trained on real
+# images' labels, whose verdict on fakes G is trained to match; projection+aux: both.
+D_CONDITIONS = ("projection", "concat", "aux", "projection+aux", "concat+aux")
 BANK = 1024  # condition vectors of training images kept in a conditional G
 EMBED = 64  # width of G's condition embedding (joined to z)
 
@@ -187,6 +190,15 @@ def toggle_conditions(cond: Condition, base: torch.Tensor, name: str) -> Tuple[t
     rows = [apply_request(cond, base, {f.name: s}) for s in states]
     captions = [f"{f.name}={s}" if f.kind == BINARY else f"{f.name}={f.classes[s]}" for s in states]
     return torch.cat(rows), captions
+
+
+def aux_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The auxiliary classifier's loss (AC-GAN) of its (N, C) logits against conditions c (N, C):
+    binary cross-entropy per attribute (on = c > 0), or cross-entropy over the classes."""
+    logits = logits.float()
+    if cond.kind == "attributes":
+        return nn.functional.binary_cross_entropy_with_logits(logits, (c > 0).float())
+    return nn.functional.cross_entropy(logits, c.argmax(1))
 
 
 class CondBatchNorm2d(nn.Module):

@@ -91,7 +91,9 @@ D_NORMS = ("batch", "spectral", "none")
 class Discriminator(nn.Module):
     """images (and c) -> logits. forward takes (N, channels, resolution, resolution) in [-1, 1],
     and for a conditional D their conditions c (N, C); returns (N,) raw scores (no sigmoid; the
-    losses in facegan.train.losses take logits). ValueError for any other shape or a missing c."""
+    losses in facegan.train.losses take logits), and with aux=True on a D with an auxiliary
+    classifier (d_condition *+aux) also its (N, C) label logits. ValueError for any other shape
+    or a missing c."""
 
     def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch",
                  condition: Condition = None, d_condition: str = "projection"):
@@ -100,7 +102,7 @@ class Discriminator(nn.Module):
         self.resolution, self.channels, self.condition = resolution, channels, condition
         if norm not in D_NORMS:
             raise ValueError(f"D norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
-        self.concat = condition is not None and d_condition == "concat"
+        self.concat = condition is not None and d_condition.startswith("concat")
         conv = _spectral_conv if norm == "spectral" else nn.Conv2d
         side = resolution // 2
         c = _width(ndf, resolution, side)
@@ -116,11 +118,12 @@ class Discriminator(nn.Module):
         # phi (every layer but the last: (N, c, 4, 4) features), then psi: one unconditional logit
         # (one Sequential, so state-dict keys are those of checkpoints written before conditioning)
         self.main = nn.Sequential(*layers, conv(c, 1, 4, 1, 0, bias=False))
-        project = condition is not None and not self.concat
+        project = condition is not None and "projection" in d_condition
         linear = _spectral_linear if norm == "spectral" else nn.Linear
         self.project = linear(condition.dim, c, bias=False) if project else None
+        self.classify = linear(c, condition.dim) if condition is not None and "aux" in d_condition else None
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor = None, aux: bool = False):
         assert_shape(x, (None, self.channels, self.resolution, self.resolution), "Discriminator input")
         if self.condition is not None:
             if c is None:
@@ -129,10 +132,16 @@ class Discriminator(nn.Module):
             c = c.to(x.dtype)
             if self.concat:  # c as constant feature maps beside the image (the classic cGAN D)
                 x = torch.cat([x, c[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
-        if self.project is None:
+        if self.project is None and self.classify is None:
             return self.main(x).flatten()  # one logit per image
-        h = self.main[:-1](x)  # Miyato & Koyama 2018: psi(phi(x)) + <E c, sum-pooled phi(x)>
-        return self.main[-1](h).flatten() + (self.project(c) * h.sum((2, 3))).sum(1)
+        h = self.main[:-1](x)
+        logits = self.main[-1](h).flatten()
+        pooled = h.sum((2, 3))
+        if self.project is not None:  # Miyato & Koyama 2018: psi(phi(x)) + <E c, sum-pooled phi(x)>
+            logits = logits + (self.project(c) * pooled).sum(1)
+        if aux and self.classify is not None:  # AC-GAN's head: (N, C) label logits
+            return logits, self.classify(pooled)
+        return logits
 
 
 def _spectral_conv(*args, **kwargs) -> nn.Module:

@@ -158,6 +158,24 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
         return images if as_tensor else images.permute(0, 2, 3, 1).numpy()
 
     @torch.no_grad()
+    def toggle(self, name: str, n: int = 8, seed: int = 0, attrs=None):
+        """The same n faces (codes and drawn labels of `seed`) once per state of label `name`:
+        attribute off, then on; a class label, every class (as facegan-sample --toggle). Returns
+        (uint8 numpy (states, n, H, W, 3), captions such as ["glasses=0", "glasses=1"]).
+        UserError for an unconditional generator or a label it does not know."""
+        from ..models.conditioning import toggle_conditions
+        from ..train.samples import generate
+
+        if self.condition is None:
+            raise UserError("toggle: this generator is unconditional (trained with model.condition=none)")
+        if isinstance(attrs, dict):
+            attrs = ",".join(f"{k}={int(v)}" for k, v in attrs.items())
+        base = conditions_for(self, n, seed, 0, parse_request(self.condition, attrs))
+        c, captions = toggle_conditions(self.condition, base, name)
+        images = generate(self, latents(n, self.nz, seed).repeat(len(captions), 1, 1, 1), c=c)
+        return images.permute(0, 2, 3, 1).numpy().reshape(len(captions), n, *images.shape[2:], 3), captions
+
+    @torch.no_grad()
     def interpolate(self, seed_a: int, seed_b: int, frames: int, truncation: float = 1.0) -> np.ndarray:
         """(frames, H, W, 3) uint8: a spherical walk (slerp, as facegan-sample --interpolate) from
         sample 0 of seed_a to sample 0 of seed_b, both ends included (frames >= 2)."""

@@ -5,6 +5,7 @@ import torch
 from ..images import to_unit_range  # noqa: F401 (the trainer's input conversion, re-exported)
 from .augment import diff_augment
 from .ema import update_ema
+from ..models.conditioning import aux_loss
 from .losses import d_loss, g_loss, r1_penalty
 
 
@@ -30,13 +31,17 @@ class GANStep:
         self.G_ema, self.beta, self.nz = G_ema, ema_beta, nz
         self.loss, self.augment, self.r1_gamma, self.r1_every = loss, tuple(augment), r1_gamma, max(1, r1_every)
         self.steps = 0  # for the lazy R1 cadence; set by the trainer on resume
+        self.condition = getattr(self.D_raw, "condition", None)
+        self.aux = getattr(self.D_raw, "classify", None) is not None  # AC-GAN's auxiliary classifier
 
     def _G(self, z, cond):
         return self.G(z) if cond is None else self.G(z, cond)
 
     @staticmethod
-    def _D(D, x, cond):
-        return D(x) if cond is None else D(x, cond)
+    def _D(D, x, cond, aux=False):
+        if cond is None:
+            return D(x)
+        return D(x, cond, aux=True) if aux else D(x, cond)
 
     def _aug(self, x):
         return diff_augment(x, self.augment) if self.augment else x
@@ -59,8 +64,14 @@ class GANStep:
         requires_grad(self.D_raw, True)
         with acc.autocast():
             fake = self._G(z, cond)
-            logits_real, logits_fake = self._D(self.D, self._aug(real), cond), self._D(self.D, self._aug(fake.detach()), cond)
+            aux = self.aux and cond is not None
+            logits_real = self._D(self.D, self._aug(real), cond, aux)
+            if aux:  # AC-GAN: D's classifier learns the labels of real images
+                logits_real, labels_real = logits_real
+            logits_fake = self._D(self.D, self._aug(fake.detach()), cond)
             loss_D = d_loss(logits_real, logits_fake, self.loss)
+            if aux:
+                loss_D = loss_D + aux_loss(self.condition, labels_real, cond)
         total_D = loss_D
         if do_r1:  # outside autocast: the penalty's double backward in fp32
             total_D = loss_D + (0.5 * self.r1_gamma * self.r1_every) * r1_penalty(logits_real, real)
@@ -71,7 +82,9 @@ class GANStep:
         # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
         requires_grad(self.D_raw, False)
         with acc.autocast():
-            loss_G = g_loss(self._D(self.D_raw, self._aug(fake), cond), self.loss)
+            out = self._D(self.D_raw, self._aug(fake), cond, aux)
+            loss_G = g_loss(out[0], self.loss) + aux_loss(self.condition, out[1], cond) if aux \
+                else g_loss(out, self.loss)  # AC-GAN: and G makes the asked labels readable
         self.opt_G.zero_grad(set_to_none=True)
         acc.backward(loss_G)
         self.opt_G.step()
