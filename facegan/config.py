@@ -117,8 +117,9 @@ class ModelConfig:
     # or class (one class label); none: unconditional. See facegan.models.conditioning.
     condition: str = one_of("none", CONDITION_KINDS)
     labels: List[str] = field(default_factory=list)  # labels to condition on; []: every binary one / the class one
-    g_condition: str = one_of("embed", G_CONDITIONS)  # embed: embedding joined to z (cGAN); cbn: conditional BatchNorm
-    d_condition: str = one_of("projection", D_CONDITIONS)  # projection (Miyato & Koyama 2018); concat: c as input maps
+    # The defaults are the best measured (bench/conditional.py, README "Conditional generation").
+    g_condition: str = one_of("cbn", G_CONDITIONS)  # cbn: conditional BatchNorm; embed: embedding joined to z (cGAN)
+    d_condition: str = one_of("projection+aux", D_CONDITIONS)  # projection (Miyato & Koyama 2018), concat, aux (AC-GAN)
 
 
 @dataclass

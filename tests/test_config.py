@@ -32,7 +32,7 @@ README_VALUES = {
     "model.condition": [("none", "none"), ("attributes", "attributes"), ("class", "class")],
     "model.labels": [("[glasses, hat]", ["glasses", "hat"]), ("eyeglasses", ["eyeglasses"]), ("[]", [])],
     "model.g_condition": [("embed", "embed"), ("cbn", "cbn")],
-    "model.d_condition": [("projection", "projection"), ("concat", "concat")],
+    "model.d_condition": [("projection", "projection"), ("concat", "concat"), ("projection+aux", "projection+aux")],
     "train.batch_size": [("128", 128)],
     "train.lr_g": [("2e-4", 2e-4), ("1.0e-3", 1e-3)],
     "train.lr_d": [("2e-4", 2e-4)],
