@@ -40,6 +40,9 @@ VARIANTS = {
                  ["model.condition=attributes", "model.g_condition=embed", "model.d_condition=aux"]),
     "cond-cbn-aux": ("conditional BatchNorm in G, projection + auxiliary classifier D",
                      ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux"]),
+    "cond-cbn-aux3": ("conditional BatchNorm in G, projection + auxiliary classifier D, its loss weighted 3",
+                      ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
+                       "train.aux_weight=3"]),
 }
 
 

@@ -132,6 +132,7 @@ class TrainConfig:
     augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
     r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
     r1_every: int = num(16, ge=1)  # lazy R1: apply the penalty every this many steps (scaled to match)
+    aux_weight: float = num(1.0, ge=0)  # conditional D with an auxiliary classifier (d_condition *+aux): its loss weight
     total_kimg: float = num(1000.0, gt=0)
     checkpoint_every_kimg: float = num(50.0, ge=0)  # 0: only at the end
     sample_every_kimg: float = num(10.0, ge=0)  # 0: only at the start and the end

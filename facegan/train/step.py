@@ -24,7 +24,7 @@ class GANStep:
     """
 
     def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int, loss: str = "bce",
-                 augment: tuple = (), r1_gamma: float = 0.0, r1_every: int = 16):
+                 augment: tuple = (), r1_gamma: float = 0.0, r1_every: int = 16, aux_weight: float = 1.0):
         self.acc, self.G, self.D, self.opt_G, self.opt_D = accelerator, G, D, opt_G, opt_D
         self.G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
         self.D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
@@ -33,6 +33,7 @@ class GANStep:
         self.steps = 0  # for the lazy R1 cadence; set by the trainer on resume
         self.condition = getattr(self.D_raw, "condition", None)
         self.aux = getattr(self.D_raw, "classify", None) is not None  # AC-GAN's auxiliary classifier
+        self.aux_weight = aux_weight
 
     def _G(self, z, cond):
         return self.G(z) if cond is None else self.G(z, cond)
@@ -71,7 +72,7 @@ class GANStep:
             logits_fake = self._D(self.D, self._aug(fake.detach()), cond)
             loss_D = d_loss(logits_real, logits_fake, self.loss)
             if aux:
-                loss_D = loss_D + aux_loss(self.condition, labels_real, cond)
+                loss_D = loss_D + self.aux_weight * aux_loss(self.condition, labels_real, cond)
         total_D = loss_D
         if do_r1:  # outside autocast: the penalty's double backward in fp32
             total_D = loss_D + (0.5 * self.r1_gamma * self.r1_every) * r1_penalty(logits_real, real)
@@ -83,7 +84,7 @@ class GANStep:
         requires_grad(self.D_raw, False)
         with acc.autocast():
             out = self._D(self.D_raw, self._aug(fake), cond, aux)
-            loss_G = g_loss(out[0], self.loss) + aux_loss(self.condition, out[1], cond) if aux \
+            loss_G = g_loss(out[0], self.loss) + self.aux_weight * aux_loss(self.condition, out[1], cond) if aux \
                 else g_loss(out, self.loss)  # AC-GAN: and G makes the asked labels readable
         self.opt_G.zero_grad(set_to_none=True)
         acc.backward(loss_G)
