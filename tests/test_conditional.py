@@ -164,14 +164,25 @@ def test_conditional_training_is_finite_and_records_its_condition(cartoon_shards
     assert grid.height > grid.width * 0.9  # 8 condition rows of 8
 
 
-def test_conditional_resume_is_exact(cartoon_shards, tmp_path):
+HAIR_RUN = ["model.condition=class", "model.labels=[hair]", "model.g_condition=embed", "model.d_condition=projection"]
+
+
+@pytest.fixture(scope="module")
+def hair_run(cartoon_shards, tmp_path_factory):
+    """6 steps of a class-conditional run (hair style), the non-default G and D options."""
+    run = tmp_path_factory.mktemp("hair-run")
+    r = train_cli(cartoon_shards, run, kimg(6), *HAIR_RUN)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return run
+
+
+def test_conditional_resume_is_exact(cartoon_shards, hair_run, tmp_path):
     from test_train import weights
 
     from facegan.train import checkpoint as ckpt
 
-    extra = ["model.condition=class", "model.labels=[hair]", "model.g_condition=cbn"]
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert train_cli(cartoon_shards, straight, kimg(6), *extra).returncode == 0
+    extra = HAIR_RUN
+    straight, split = hair_run, tmp_path / "split"
     assert train_cli(cartoon_shards, split, kimg(3), *extra).returncode == 0
     r = train_cli(cartoon_shards, split, kimg(6), *extra)
     assert r.returncode == 0 and "resumed from" in r.stdout, r.stderr[-2000:]
@@ -249,12 +260,10 @@ def test_sample_by_attribute_and_toggle(attr_run, tmp_path):
     assert r.returncode == 2 and "use --attr" in r.stderr
 
 
-def test_sample_by_class_and_the_app_handler(cartoon_shards, tmp_path):
-    run = tmp_path / "hair"
-    r = train_cli(cartoon_shards, run, kimg(2), "model.condition=class")  # two class labels: name one
+def test_sample_by_class_and_the_app_handler(cartoon_shards, hair_run, tmp_path):
+    run = hair_run
+    r = train_cli(cartoon_shards, tmp_path / "two", kimg(2), "model.condition=class")  # two class labels: name one
     assert r.returncode == 2 and "model.labels" in r.stderr and "hair, mouth" in r.stderr
-    r = train_cli(cartoon_shards, run, kimg(2), "model.condition=class", "model.labels=[hair]")
-    assert r.returncode == 0, r.stderr[-2000:]
     from facegan import FaceGenerator
     from facegan.app.ui import make_grid
 
