@@ -130,7 +130,9 @@ def build_app(G, title: str = "facegan"):
         # Gradio's own slider check refuses out-of-range values with an error; ours clamps them with a
         # note instead, for API callers too, so the raw value is passed on (Numbers pass raw already).
         psi.preprocess = lambda payload: payload
-        generate.click(lambda *v: make_grid(G, *v), [seed, count, psi, labels], [grid, grid_notes], api_name="generate")
+        # The labels box is an input only for a conditional G: an unconditional app's API keeps (seed, count, psi).
+        inputs = [seed, count, psi] + ([labels] if cond is not None else [])
+        generate.click(lambda *v: make_grid(G, *v), inputs, [grid, grid_notes], api_name="generate")
         walk.click(lambda *v: make_walk(G, *v), [seed_a, seed_b, frames, psi], [strip, gif, walk_notes],
                    api_name="interpolate")
     return demo.queue(default_concurrency_limit=1, max_size=16)
