@@ -320,6 +320,15 @@ def _image_column(schema, path):
     raise UserError(f"{path}: no image column (a struct with 'bytes', or a binary column)")
 
 
+def check_label_columns(where: str, columns, available, image: str) -> None:
+    """UserError naming `where` when a --label-columns column is missing or is the image column."""
+    for column in columns:
+        if column not in available:
+            raise UserError(f"{where}: no column {column!r} for --label-columns (columns: {', '.join(available)})")
+        if column == image:
+            raise UserError(f"{where}: --label-columns {column}: that is the image column")
+
+
 class LabelColumns:
     """--label-columns: how the values of each named column become a label field's ints.
 
@@ -440,13 +449,7 @@ class ParquetSource(Source):
         self.labels = None
         if label_columns and self.files:
             for f, schema in zip(self.files, schemas):
-                image = _image_column(schema, f)
-                for column in label_columns:
-                    if column not in schema.names:
-                        raise UserError(f"{f}: no column {column!r} for --label-columns "
-                                        f"(columns: {', '.join(schema.names)})")
-                    if column == image:
-                        raise UserError(f"{f}: --label-columns {column}: that is the image column")
+                check_label_columns(f, label_columns, schema.names, _image_column(schema, f))
             first = schemas[0]
             kinds = {c: (_arrow_kind(first.field(c).type), _hf_class_names(first, c)) for c in label_columns}
             self.labels = LabelColumns(path, label_columns, kinds, self._distinct)
@@ -523,12 +526,7 @@ class HubSource(Source):
         self.col = col
         self.labels = None
         if label_columns:
-            for column in label_columns:
-                if column not in ds.features:
-                    raise UserError(f"{spec}: no column {column!r} for --label-columns "
-                                    f"(columns: {', '.join(ds.features)})")
-                if column == col:
-                    raise UserError(f"{spec}: --label-columns {column}: that is the image column")
+            check_label_columns(spec, label_columns, list(ds.features), col)
             kinds = {c: _hf_kind(ds.features[c], datasets) for c in label_columns}
             self.labels = LabelColumns(spec, label_columns, kinds, ds.unique)
             self.label_fields = self.labels.fields
