@@ -1,12 +1,15 @@
-"""Shared helpers for benchmarks: the machine description and result files."""
+"""Shared helpers for benchmarks: the machine description, result files, synthetic shards and\ntraining runs launched as a user launches them."""
 
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 RESULTS = os.environ.get("FACEGAN_BENCH_RESULTS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -53,3 +56,32 @@ def make_jpeg_folder(root: str, n: int, size=(178, 218)) -> str:
         cartoon_face(i, seed=7).resize(size).save(os.path.join(sub, f"{i:06d}.jpg"), quality=92)
     open(marker, "w").close()
     return root
+
+
+def ensure_synthetic_shards(path: str, images: int, size: int) -> None:
+    """Packs `images` synthetic cartoon faces (with their labels) at size x size into path, 10% of
+    them as a val split so FID has reference images; nothing when path already holds a dataset."""
+    if os.path.exists(os.path.join(path, "dataset.json")):
+        return
+    subprocess.run([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", path, "--size",
+                    str(size), "--limit", str(images), "--val-fraction", "0.1", "--overwrite"], check=True, cwd=ROOT)
+
+
+def train_run(name: str, run_dir: str, config: str, shards: str, kimg: float, seed: int, overrides: list) -> tuple:
+    """Trains one variant from scratch with launch/train.py, as a user does (the recipe `config`
+    plus key=value overrides). Returns (wall seconds, mean img/s after the first log row, which
+    includes start-up). Exits with the run's last stderr when it fails."""
+    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config", config,
+           f"data.shards={shards}", f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={kimg}",
+           f"train.seed={seed}", "train.checkpoint_every_kimg=1000", f"train.sample_every_kimg={kimg / 4}",
+           "log.every_steps=100", "log.wandb=off", *overrides]
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: no metrics or checkpoints from an earlier table
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"{os.path.basename(sys.argv[0])}: variant {name} failed:\n{r.stderr[-3000:]}")
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    speeds = [row["img_per_s"] for row in rows if "img_per_s" in row][1:]
+    return wall, (sum(speeds) / len(speeds) if speeds else float("nan"))

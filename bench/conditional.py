@@ -21,13 +21,10 @@ Writes bench/results/conditional-<cpu|gpu>-<size>.json and prints the README's t
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-from common import RESULTS, machine
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, ROOT, ensure_synthetic_shards, machine, train_run
 VARIANTS = {
     "uncond": ("unconditional (the same recipe)", ["model.condition=none"]),
     "cond": ("embedding joined to z, projection D", ["model.condition=attributes", "model.g_condition=embed",
@@ -43,14 +40,13 @@ VARIANTS = {
     "cond-cbn-aux3": ("conditional BatchNorm in G, projection + auxiliary classifier D, its loss weighted 3",
                       ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
                        "train.aux_weight=3"]),
+    "cond-cbn-aux3-bal": ("as cond-cbn-aux3, the fakes' labels balanced (each attribute on half the time)",
+                          ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
+                           "train.aux_weight=3", "train.fake_labels=balanced"]),
+    "cond-cbn-aux3-ema5": ("as cond-cbn-aux3, EMA half-life 5 kimg instead of 10",
+                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
+                            "train.aux_weight=3", "train.ema=5"]),
 }
-
-
-def ensure_shards(path, images, size):
-    if os.path.exists(os.path.join(path, "dataset.json")):
-        return
-    subprocess.run([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", path, "--size",
-                    str(size), "--limit", str(images), "--val-fraction", "0.1", "--overwrite"], check=True, cwd=ROOT)
 
 
 def labeled_images(shards_dir, split, condition):
@@ -127,20 +123,6 @@ def train_classifier(args, condition, digest):
     return net, dict(zip(names, acc)), len(val_x)
 
 
-def train_variant(name, overrides, args, run_dir):
-    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config", args.config,
-           f"data.shards={args.shards}", f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={args.kimg}",
-           f"train.seed={args.seed}", "train.checkpoint_every_kimg=1000", f"train.sample_every_kimg={args.kimg / 4}",
-           "log.every_steps=100", "log.wandb=off", f"model.labels=[{','.join(args.attrs)}]", *overrides]
-    if name == "uncond":
-        cmd.remove(f"model.labels=[{','.join(args.attrs)}]")
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"conditional: variant {name} failed:\n{r.stderr[-3000:]}")
-    return time.perf_counter() - t0
-
-
 def attribute_match(G, net, n, seed):
     """Per attribute: the fraction of n samples whose classified attribute equals the one asked
     (each asked on or off with probability 1/2), and the same split by asked on / asked off."""
@@ -198,6 +180,7 @@ def main():
     ap.add_argument("--n", type=int, default=1000, help="samples for attribute match, and per side for FID/KID")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--classifier-epochs", type=int, default=6)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every variant")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "conditional"))
     ap.add_argument("--out", help="result JSON (default bench/results/conditional-<cpu|gpu>-<size>.json)")
@@ -223,7 +206,7 @@ def main():
     from facegan.models.conditioning import select_condition
 
     torch.manual_seed(args.seed)
-    ensure_shards(args.shards, args.images, args.size)
+    ensure_synthetic_shards(args.shards, args.images, args.size)
     train = resolve_shards(args.shards, "train")
     condition = select_condition("attributes", train.labels, args.attrs, args.shards)
     net, accuracy, n_val = train_classifier(args, condition, train.content_digest)
@@ -233,20 +216,23 @@ def main():
     out = args.out or os.path.join(RESULTS, f"conditional-{'gpu' if device == 'cuda' else 'cpu'}-{args.size}.json")
     extractor = InceptionFeatures(log=print).to(device).eval()
     result = {"benchmark": "conditional", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
-              "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config,
+              "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
               "attributes": condition.names, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
               "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
               "variants": {}}
     if os.path.exists(out):  # rows measured earlier under the same setup are kept (re-run one with --variants)
         with open(out) as f:
             earlier = json.load(f)
-        if all(earlier.get(k) == result[k] for k in ("kimg", "n", "seed", "data", "config", "attributes")):
+        if all(earlier.get(k, [] if k == "set" else None) == result[k]
+               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes")):
             result["variants"] = earlier.get("variants", {})
     for i, name in enumerate(names, 1):
         what, overrides = VARIANTS[name]
         run_dir = os.path.join(args.workdir, name)
         print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
-        wall = train_variant(name, overrides, args, run_dir)
+        labels = [] if name == "uncond" else [f"model.labels=[{','.join(args.attrs)}]"]
+        wall, _ = train_run(name, run_dir, args.config, args.shards, args.kimg, args.seed,
+                            [*labels, *overrides, *args.set])
         G, _ = load_generator(run_dir, device=device)
         row = {"what": what, "overrides": overrides, "train_wall_s": round(wall, 1)}
         if G.condition is not None:

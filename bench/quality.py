@@ -22,14 +22,10 @@ with the reference features computed once and cached beside the shards.
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 
-from common import RESULTS, machine
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, ROOT, ensure_synthetic_shards, machine, train_run
 AUG = "color,translation,cutout"
 LR = lambda lr: [f"train.lr_g={lr}", f"train.lr_d={lr}"]  # noqa: E731
 # name -> (what it is, overrides on top of the shared base). classic = Radford et al. exactly;
@@ -79,30 +75,6 @@ VARIANTS = {
 }
 # `make quality` / no --variants: one row per stabilizer family and the winners (about 35 min on 2 cores).
 DEFAULT = ["classic", "ema2", "lsgan", "hinge-sn", "bce-diffaug", "r1", "lr5", "lr5-ema10", "lr10-ema10"]
-
-
-def ensure_shards(path, images, size):
-    """A 10% val split, so FID has at least --n reference images."""
-    if os.path.exists(os.path.join(path, "dataset.json")):
-        return
-    subprocess.run([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", path, "--size",
-                    str(size), "--limit", str(images), "--val-fraction", "0.1", "--overwrite"], check=True, cwd=ROOT)
-
-
-def train_variant(name, overrides, args, run_dir, seed):
-    cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config", args.config,
-           f"data.shards={args.shards}", f"run.dir={run_dir}", "run.resume=none", f"train.total_kimg={args.kimg}",
-           f"train.seed={seed}", "train.checkpoint_every_kimg=1000", f"train.sample_every_kimg={args.kimg / 4}",
-           "log.every_steps=100", "log.wandb=off", *overrides, *args.set]
-    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: no metrics or checkpoints from an earlier table
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"quality: variant {name} failed:\n{r.stderr[-3000:]}")
-    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl")) if line.strip()]
-    speeds = [row["img_per_s"] for row in rows if "img_per_s" in row][1:]  # the first includes start-up
-    return wall, (sum(speeds) / len(speeds) if speeds else float("nan"))
 
 
 def _write_atomic(path, data):
@@ -228,7 +200,7 @@ def main():
     from facegan.eval.generator_io import load_generator
     from facegan.eval.scoring import score
 
-    ensure_shards(args.shards, args.images, args.size)
+    ensure_synthetic_shards(args.shards, args.images, args.size)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tag = "gpu" if device == "cuda" else "cpu"
     out = args.out or os.path.join(RESULTS, f"quality-{tag}-{args.size}.json")
@@ -247,7 +219,7 @@ def main():
         # the first seed trains in bench/out/quality/NAME (quality_figure.py reads it), others beside it
         run_dir = os.path.join(args.workdir, name if seed == seeds[0] else f"{name}-seed{seed}")
         print(f"[{i}/{len(jobs)}] {name} seed {seed}: training {args.kimg} kimg ({what})", flush=True)
-        wall, speed = train_variant(name, overrides, args, run_dir, seed)
+        wall, speed = train_run(name, run_dir, args.config, args.shards, args.kimg, seed, [*overrides, *args.set])
         t0 = time.perf_counter()
         G, _ = load_generator(run_dir, device=device)
         scores = score(G, args.shards, "val", args.n, extractor, device, metrics=("fid", "kid", "prdc"), seed=12345)

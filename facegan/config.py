@@ -133,6 +133,7 @@ class TrainConfig:
     r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
     r1_every: int = num(16, ge=1)  # lazy R1: apply the penalty every this many steps (scaled to match)
     aux_weight: float = num(1.0, ge=0)  # conditional D with an auxiliary classifier (d_condition *+aux): its loss weight
+    fake_labels: str = one_of("data", ("data", "balanced"))  # conditional runs: the fakes' labels, the real batch's or each attribute / class equally often
     total_kimg: float = num(1000.0, gt=0)
     checkpoint_every_kimg: float = num(50.0, ge=0)  # 0: only at the end
     sample_every_kimg: float = num(10.0, ge=0)  # 0: only at the start and the end

@@ -14,8 +14,8 @@ from PIL import Image
 from conftest import ROOT, read_manifest, run_cli, shard
 from facegan.data.labels import LabelField
 from facegan.errors import UserError
-from facegan.models.conditioning import (Condition, CondBatchNorm2d, apply_request, aux_loss, bank_conditions, parse_request,
-                                         select_condition, toggle_conditions)
+from facegan.models.conditioning import (Condition, CondBatchNorm2d, apply_request, aux_loss, balanced_conditions,
+                                         bank_conditions, parse_request, select_condition, toggle_conditions)
 from facegan.models.dcgan import Discriminator, Generator, init_weights
 
 TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",
@@ -129,6 +129,17 @@ def test_bank_draws_depend_on_seed_and_index_only():
     assert (rows[:5, 0] == -1).all() and (rows[5:, 0] == 1).all() and torch.equal(rows[:5, 1], whole[:5, 1])
 
 
+def test_balanced_fake_labels_have_even_rates():
+    torch.manual_seed(0)
+    c = balanced_conditions(ATTRS, 4000)
+    assert c.shape == (4000, 2) and set(c.unique().tolist()) == {-1.0, 1.0}
+    assert ((c > 0).float().mean(0) - 0.5).abs().max() < 0.03
+    assert abs(((c[:, 0] > 0) & (c[:, 1] > 0)).float().mean().item() - 0.25) < 0.03  # independent
+    k = balanced_conditions(HAIR, 3000)
+    assert k.shape == (3000, 3) and torch.equal(k.sum(1), torch.ones(3000))
+    assert ((k.mean(0) - 1 / 3).abs() < 0.03).all()
+
+
 # ------------------------------------------------------------------ training
 
 
@@ -164,12 +175,14 @@ def test_conditional_training_is_finite_and_records_its_condition(cartoon_shards
     assert grid.height > grid.width * 0.9  # 8 condition rows of 8
 
 
-HAIR_RUN = ["model.condition=class", "model.labels=[hair]", "model.g_condition=embed", "model.d_condition=projection"]
+HAIR_RUN = ["model.condition=class", "model.labels=[hair]", "model.g_condition=embed", "model.d_condition=projection",
+            "train.fake_labels=balanced"]
 
 
 @pytest.fixture(scope="module")
 def hair_run(cartoon_shards, tmp_path_factory):
-    """6 steps of a class-conditional run (hair style), the non-default G and D options."""
+    """6 steps of a class-conditional run (hair style), the non-default G and D options and
+    balanced fake labels (drawn from the RNG that resume restores)."""
     run = tmp_path_factory.mktemp("hair-run")
     r = train_cli(cartoon_shards, run, kimg(6), *HAIR_RUN)
     assert r.returncode == 0, r.stderr[-3000:]

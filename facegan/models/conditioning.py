@@ -192,6 +192,14 @@ def toggle_conditions(cond: Condition, base: torch.Tensor, name: str) -> Tuple[t
     return torch.cat(rows), captions
 
 
+def balanced_conditions(cond: Condition, n: int, device="cpu") -> torch.Tensor:
+    """n conditions (n, C) drawn with the global RNG of `device` so that every attribute is on
+    with probability 1/2, independently (+-1 vectors), or every class equally likely (one-hot)."""
+    if cond.kind == "attributes":
+        return torch.where(torch.rand(n, cond.dim, device=device) < 0.5, 1.0, -1.0)
+    return nn.functional.one_hot(torch.randint(cond.dim, (n,), device=device), cond.dim).float()
+
+
 def aux_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """The auxiliary classifier's loss (AC-GAN) of its (N, C) logits against conditions c (N, C):
     binary cross-entropy per attribute (on = c > 0), or cross-entropy over the classes."""

@@ -230,7 +230,7 @@ def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, sample
     total_images = int(t.total_kimg * 1000)
     gan_step = GANStep(rt.accelerator, nets.G, nets.D, nets.opt_G, nets.opt_D, nets.G_ema, 0.0, cfg.model.nz,
                        loss=t.loss, augment=parse_policy(t.augment), r1_gamma=t.r1_gamma, r1_every=t.r1_every,
-                       aux_weight=t.aux_weight)
+                       aux_weight=t.aux_weight, fake_labels=t.fake_labels)
     gan_step.steps = progress.step  # the lazy-R1 cadence continues across a resume
     stopped = False
     with StopSignal() as stop:

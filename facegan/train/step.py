@@ -5,7 +5,7 @@ import torch
 from ..images import to_unit_range  # noqa: F401 (the trainer's input conversion, re-exported)
 from .augment import diff_augment
 from .ema import update_ema
-from ..models.conditioning import aux_loss
+from ..models.conditioning import aux_loss, balanced_conditions
 from .losses import d_loss, g_loss, r1_penalty
 
 
@@ -21,10 +21,16 @@ class GANStep:
     loss: bce | hinge | lsgan. augment: DiffAugment policy applied to every image D sees.
     r1_gamma > 0: lazy R1 on real images every r1_every steps, weighted by r1_every so its
     average strength equals a penalty applied each step (Karras et al., 2020).
+    fake_labels (conditional GANs): "data" generates each step's fakes with the real batch's
+    labels; "balanced" draws them so each attribute is on half the time (or each class equally
+    often), which gives rare attributes as many G updates as common ones. D's projection then sees
+    other label rates on fakes than on reals, an offset that depends on the labels only, not on
+    the image, so G's gradient is unchanged in the optimum (Miyato & Koyama 2018, eq. 2).
     """
 
     def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int, loss: str = "bce",
-                 augment: tuple = (), r1_gamma: float = 0.0, r1_every: int = 16, aux_weight: float = 1.0):
+                 augment: tuple = (), r1_gamma: float = 0.0, r1_every: int = 16, aux_weight: float = 1.0,
+                 fake_labels: str = "data"):
         self.acc, self.G, self.D, self.opt_G, self.opt_D = accelerator, G, D, opt_G, opt_D
         self.G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
         self.D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
@@ -34,6 +40,9 @@ class GANStep:
         self.condition = getattr(self.D_raw, "condition", None)
         self.aux = getattr(self.D_raw, "classify", None) is not None  # AC-GAN's auxiliary classifier
         self.aux_weight = aux_weight
+        if fake_labels not in ("data", "balanced"):
+            raise ValueError(f"fake_labels: expected data or balanced, got {fake_labels!r}")
+        self.balanced = fake_labels == "balanced"
 
     def _G(self, z, cond):
         return self.G(z) if cond is None else self.G(z, cond)
@@ -44,17 +53,24 @@ class GANStep:
             return D(x)
         return D(x, cond, aux=True) if aux else D(x, cond)
 
+    def _fake_labels(self, cond):
+        """The fakes' conditions: the real batch's, or balanced draws of the same shape."""
+        if cond is None or not self.balanced:
+            return cond
+        return balanced_conditions(self.condition, cond.shape[0], cond.device).to(cond.dtype)
+
     def _aug(self, x):
         return diff_augment(x, self.augment) if self.augment else x
 
     def __call__(self, real: torch.Tensor, cond: torch.Tensor = None):
         """One D step and one G step (then EMA) on a real batch: float (N, 3, H, W) in [-1, 1] on
-        the device, and for a conditional GAN its conditions cond (N, C), which the fakes of this
-        step are generated with too (so G and D see the data's label distribution). Returns (loss_D, loss_G, logits_real, logits_fake), detached: two fp32
+        the device, and for a conditional GAN its conditions cond (N, C); the fakes of this step use
+        them too, or balanced draws (fake_labels). Returns (loss_D, loss_G, logits_real, logits_fake), detached: two fp32
         scalars and two (N,) tensors of D's raw scores, left on the device (no host sync)."""
         acc = self.acc
         self.steps += 1
         z = torch.randn(real.shape[0], self.nz, 1, 1, device=real.device)
+        cond_fake = self._fake_labels(cond)
         if real.is_contiguous(memory_format=torch.channels_last):
             z = z.contiguous(memory_format=torch.channels_last)
         do_r1 = self.r1_gamma > 0 and self.steps % self.r1_every == 0
@@ -64,12 +80,12 @@ class GANStep:
         # D step, through the DDP-wrapped D (its gradients are averaged across ranks).
         requires_grad(self.D_raw, True)
         with acc.autocast():
-            fake = self._G(z, cond)
+            fake = self._G(z, cond_fake)
             aux = self.aux and cond is not None
             logits_real = self._D(self.D, self._aug(real), cond, aux)
             if aux:  # AC-GAN: D's classifier learns the labels of real images
                 logits_real, labels_real = logits_real
-            logits_fake = self._D(self.D, self._aug(fake.detach()), cond)
+            logits_fake = self._D(self.D, self._aug(fake.detach()), cond_fake)
             loss_D = d_loss(logits_real, logits_fake, self.loss)
             if aux:
                 loss_D = loss_D + self.aux_weight * aux_loss(self.condition, labels_real, cond)
@@ -83,8 +99,8 @@ class GANStep:
         # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
         requires_grad(self.D_raw, False)
         with acc.autocast():
-            out = self._D(self.D_raw, self._aug(fake), cond, aux)
-            loss_G = g_loss(out[0], self.loss) + self.aux_weight * aux_loss(self.condition, out[1], cond) if aux \
+            out = self._D(self.D_raw, self._aug(fake), cond_fake, aux)
+            loss_G = g_loss(out[0], self.loss) + self.aux_weight * aux_loss(self.condition, out[1], cond_fake) if aux \
                 else g_loss(out, self.loss)  # AC-GAN: and G makes the asked labels readable
         self.opt_G.zero_grad(set_to_none=True)
         acc.backward(loss_G)
