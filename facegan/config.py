@@ -119,7 +119,7 @@ class ModelConfig:
     labels: List[str] = field(default_factory=list)  # labels to condition on; []: every binary one / the class one
     # The defaults are the best measured (bench/conditional.py, README "Conditional generation").
     g_condition: str = one_of("cbn", G_CONDITIONS)  # cbn: conditional BatchNorm; embed: embedding joined to z (cGAN)
-    d_condition: str = one_of("projection+aux", D_CONDITIONS)  # projection (Miyato & Koyama 2018), concat, aux (AC-GAN)
+    d_condition: str = one_of("projection+aux", D_CONDITIONS)  # projection (Miyato & Koyama 2018), concat, aux (AC-GAN), adc (ADC-GAN)
 
 
 @dataclass
@@ -132,7 +132,7 @@ class TrainConfig:
     augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
     r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
     r1_every: int = num(16, ge=1)  # lazy R1: apply the penalty every this many steps (scaled to match)
-    aux_weight: float = num(1.0, ge=0)  # conditional D with an auxiliary classifier (d_condition *+aux): its loss weight
+    aux_weight: float = num(1.0, ge=0)  # conditional D with a classifier head (d_condition *aux, *adc): its loss weight
     fake_labels: str = one_of("data", ("data", "balanced"))  # conditional runs: the fakes' labels, the real batch's or each attribute / class equally often
     total_kimg: float = num(1000.0, gt=0)
     checkpoint_every_kimg: float = num(50.0, ge=0)  # 0: only at the end

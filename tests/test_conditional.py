@@ -14,7 +14,8 @@ from PIL import Image
 from conftest import ROOT, read_manifest, run_cli, shard
 from facegan.data.labels import LabelField
 from facegan.errors import UserError
-from facegan.models.conditioning import (Condition, CondBatchNorm2d, apply_request, aux_loss, balanced_conditions,
+from facegan.models.conditioning import (Condition, CondBatchNorm2d, adc_loss, adc_width, apply_request, aux_loss,
+                                         balanced_conditions,
                                          bank_conditions, parse_request, select_condition, toggle_conditions)
 from facegan.models.dcgan import Discriminator, Generator, init_weights
 
@@ -41,7 +42,7 @@ def sample(*args):
 
 
 @pytest.mark.parametrize("g_cond", ["embed", "cbn"])
-@pytest.mark.parametrize("d_cond", ["projection", "concat", "aux", "projection+aux"])
+@pytest.mark.parametrize("d_cond", ["projection", "concat", "aux", "projection+aux", "adc", "projection+adc"])
 @pytest.mark.parametrize("cond", [ATTRS, HAIR], ids=["attributes", "class"])
 def test_conditional_networks_use_the_condition(cond, g_cond, d_cond):
     torch.manual_seed(0)
@@ -60,11 +61,15 @@ def test_conditional_networks_use_the_condition(cond, g_cond, d_cond):
     D.eval()
     assert D(x0, c0).shape == (4,)
     # D's real/fake score reads c unless the labels reach it only through the classifier (aux)
-    assert torch.allclose(D(x0, c0), D(x0, c1)) == (d_cond == "aux")
+    assert torch.allclose(D(x0, c0), D(x0, c1)) == (d_cond in ("aux", "adc"))
     if "aux" in d_cond:  # AC-GAN's head: label logits beside the real/fake logit
         logits, labels = D(x0, c0, aux=True)
         assert torch.equal(logits, D(x0, c0)) and labels.shape == (4, cond.dim)
         assert aux_loss(cond, labels, c0).ndim == 0
+    if "adc" in d_cond:  # ADC-GAN's head: (label, real/fake) logits
+        logits, labels = D(x0, c0, aux=True)
+        assert torch.equal(logits, D(x0, c0)) and labels.shape == (4, adc_width(cond))
+        assert adc_loss(cond, labels, c0, real=True).ndim == 0
     with pytest.raises(ValueError, match="needs c"):
         G(z)
     with pytest.raises(ValueError, match="needs c"):
@@ -127,6 +132,21 @@ def test_bank_draws_depend_on_seed_and_index_only():
     rows, captions = toggle_conditions(ATTRS, whole[:5], "glasses")
     assert captions == ["glasses=0", "glasses=1"] and rows.shape == (10, 2)
     assert (rows[:5, 0] == -1).all() and (rows[5:, 0] == 1).all() and torch.equal(rows[:5, 1], whole[:5, 1])
+
+
+def test_adc_loss_reads_label_and_source():
+    """ADC-GAN: the target is the (label, real/fake) pair; a head sure of the right pair has ~0
+    loss, and the same logits taken as the other source cost a lot."""
+    c = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])
+    sure = torch.full((2, 2, 4), -20.0)  # (N, C, 4): off-real, on-real, off-fake, on-fake
+    sure[0, 0, 1] = sure[0, 1, 0] = sure[1, 0, 0] = sure[1, 1, 1] = 20.0  # real, with c's values
+    logits = sure.reshape(2, 8)
+    assert adc_loss(ATTRS, logits, c, real=True) < 1e-6
+    assert adc_loss(ATTRS, logits, c, real=False) > 10
+    k = torch.tensor([[0.0, 0.0, 1.0]])
+    klogits = torch.full((1, 6), -20.0)
+    klogits[0, 3 + 2] = 20.0  # class 2, fake
+    assert adc_loss(HAIR, klogits, k, real=False) < 1e-6 and adc_loss(HAIR, klogits, k, real=True) > 10
 
 
 def test_balanced_fake_labels_have_even_rates():

@@ -29,7 +29,11 @@ CONDITION_KINDS = ("none", "attributes", "class")
 G_CONDITIONS = ("embed", "cbn")
 # aux: an auxiliary classifier head on D's features (AC-GAN, Odena et al. 2017) trained on real
 # images' labels, whose verdict on fakes G is trained to match; projection+aux: both.
-D_CONDITIONS = ("projection", "concat", "aux", "projection+aux", "concat+aux")
+# adc: the classifier also tells real from fake per label (ADC-GAN, Hou et al. 2022), so a
+# faint attribute on a fake reads as "fake with it", not as the attribute, and G cannot satisfy
+# the head without drawing the attribute as the real images do.
+D_CONDITIONS = ("projection", "concat", "aux", "projection+aux", "concat+aux", "adc", "projection+adc",
+                "concat+adc")
 BANK = 1024  # condition vectors of training images kept in a conditional G
 EMBED = 64  # width of G's condition embedding (joined to z)
 
@@ -207,6 +211,24 @@ def aux_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor) -> torch.Te
     if cond.kind == "attributes":
         return nn.functional.binary_cross_entropy_with_logits(logits, (c > 0).float())
     return nn.functional.cross_entropy(logits, c.argmax(1))
+
+
+def adc_width(cond: Condition) -> int:
+    """Output width of ADC-GAN's classifier head: per attribute 4 logits (off, on) x (real, fake),
+    or 2K for one class of K (K real classes, then K fake ones)."""
+    return 4 * cond.dim if cond.kind == "attributes" else 2 * cond.dim
+
+
+def adc_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor, real: bool) -> torch.Tensor:
+    """ADC-GAN's classifier loss (Hou et al. 2022) of its (N, adc_width) logits against conditions
+    c (N, C), taken as real images' labels (real=True) or fakes' (real=False): cross-entropy over
+    (label, source) per attribute (averaged over attributes), or over the 2K (class, source) pairs.
+    D minimises it on reals (real=True) and fakes (real=False); G on fakes with real=True."""
+    logits = logits.float()
+    if cond.kind == "attributes":
+        target = (c > 0).long() + (0 if real else 2)  # 0 off-real, 1 on-real, 2 off-fake, 3 on-fake
+        return nn.functional.cross_entropy(logits.reshape(-1, cond.dim, 4).transpose(1, 2), target)
+    return nn.functional.cross_entropy(logits, c.argmax(1) + (0 if real else cond.dim))
 
 
 class CondBatchNorm2d(nn.Module):

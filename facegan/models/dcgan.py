@@ -16,7 +16,7 @@ last features (or reads c as extra input channels).
 import torch
 from torch import nn
 
-from .conditioning import BANK, EMBED, CondBatchNorm2d, Condition
+from .conditioning import BANK, EMBED, CondBatchNorm2d, Condition, adc_width
 from .registry import ArchSpec, register_architecture
 
 
@@ -92,7 +92,8 @@ class Discriminator(nn.Module):
     """images (and c) -> logits. forward takes (N, channels, resolution, resolution) in [-1, 1],
     and for a conditional D their conditions c (N, C); returns (N,) raw scores (no sigmoid; the
     losses in facegan.train.losses take logits), and with aux=True on a D with an auxiliary
-    classifier (d_condition *+aux) also its (N, C) label logits. ValueError for any other shape
+    classifier (d_condition *+aux) also its (N, C) label logits, or (*+adc) its (N, adc_width)
+    (label, real/fake) logits. ValueError for any other shape
     or a missing c."""
 
     def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch",
@@ -121,7 +122,9 @@ class Discriminator(nn.Module):
         project = condition is not None and "projection" in d_condition
         linear = _spectral_linear if norm == "spectral" else nn.Linear
         self.project = linear(condition.dim, c, bias=False) if project else None
-        self.classify = linear(c, condition.dim) if condition is not None and "aux" in d_condition else None
+        self.adc = condition is not None and "adc" in d_condition  # ADC-GAN's head (real/fake per label)
+        width = (adc_width(condition) if self.adc else condition.dim) if condition is not None else 0
+        self.classify = linear(c, width) if self.adc or (condition is not None and "aux" in d_condition) else None
 
     def forward(self, x: torch.Tensor, c: torch.Tensor = None, aux: bool = False):
         assert_shape(x, (None, self.channels, self.resolution, self.resolution), "Discriminator input")
@@ -139,7 +142,7 @@ class Discriminator(nn.Module):
         pooled = h.sum((2, 3))
         if self.project is not None:  # Miyato & Koyama 2018: psi(phi(x)) + <E c, sum-pooled phi(x)>
             logits = logits + (self.project(c) * pooled).sum(1)
-        if aux and self.classify is not None:  # AC-GAN's head: (N, C) label logits
+        if aux and self.classify is not None:  # AC-GAN's head: (N, C) label logits (ADC: (N, adc_width))
             return logits, self.classify(pooled)
         return logits
 

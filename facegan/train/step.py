@@ -5,7 +5,7 @@ import torch
 from ..images import to_unit_range  # noqa: F401 (the trainer's input conversion, re-exported)
 from .augment import diff_augment
 from .ema import update_ema
-from ..models.conditioning import aux_loss, balanced_conditions
+from ..models.conditioning import adc_loss, aux_loss, balanced_conditions
 from .losses import d_loss, g_loss, r1_penalty
 
 
@@ -39,6 +39,7 @@ class GANStep:
         self.steps = 0  # for the lazy R1 cadence; set by the trainer on resume
         self.condition = getattr(self.D_raw, "condition", None)
         self.aux = getattr(self.D_raw, "classify", None) is not None  # AC-GAN's auxiliary classifier
+        self.adc = self.aux and getattr(self.D_raw, "adc", False)  # ADC-GAN: it tells real from fake too
         self.aux_weight = aux_weight
         if fake_labels not in ("data", "balanced"):
             raise ValueError(f"fake_labels: expected data or balanced, got {fake_labels!r}")
@@ -85,9 +86,14 @@ class GANStep:
             logits_real = self._D(self.D, self._aug(real), cond, aux)
             if aux:  # AC-GAN: D's classifier learns the labels of real images
                 logits_real, labels_real = logits_real
-            logits_fake = self._D(self.D, self._aug(fake.detach()), cond_fake)
+            logits_fake = self._D(self.D, self._aug(fake.detach()), cond_fake, self.adc)
+            if self.adc:  # ADC-GAN: ... and the labels of fakes, as fakes
+                logits_fake, labels_fake = logits_fake
             loss_D = d_loss(logits_real, logits_fake, self.loss)
-            if aux:
+            if self.adc:
+                loss_D = loss_D + self.aux_weight * (adc_loss(self.condition, labels_real, cond, real=True)
+                                                     + adc_loss(self.condition, labels_fake, cond_fake, real=False))
+            elif aux:
                 loss_D = loss_D + self.aux_weight * aux_loss(self.condition, labels_real, cond)
         total_D = loss_D
         if do_r1:  # outside autocast: the penalty's double backward in fp32
@@ -100,8 +106,12 @@ class GANStep:
         requires_grad(self.D_raw, False)
         with acc.autocast():
             out = self._D(self.D_raw, self._aug(fake), cond_fake, aux)
-            loss_G = g_loss(out[0], self.loss) + self.aux_weight * aux_loss(self.condition, out[1], cond_fake) if aux \
-                else g_loss(out, self.loss)  # AC-GAN: and G makes the asked labels readable
+            if not aux:
+                loss_G = g_loss(out, self.loss)
+            elif self.adc:  # G: the fakes read as real images with the asked labels
+                loss_G = g_loss(out[0], self.loss) + self.aux_weight * adc_loss(self.condition, out[1], cond_fake, True)
+            else:  # AC-GAN: G makes the asked labels readable
+                loss_G = g_loss(out[0], self.loss) + self.aux_weight * aux_loss(self.condition, out[1], cond_fake)
         self.opt_G.zero_grad(set_to_none=True)
         acc.backward(loss_G)
         self.opt_G.step()
