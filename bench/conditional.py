@@ -42,6 +42,8 @@ VARIANTS = {
                        "train.aux_weight=3"]),
     "cond-cbn-adc": ("conditional BatchNorm in G, projection + ADC-GAN classifier D (labels as real or fake)",
                      ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc"]),
+    "cond-cbn-adconly": ("conditional BatchNorm in G, ADC-GAN classifier D without projection",
+                         ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=adc"]),
     "cond-cbn-adc3": ("as cond-cbn-adc, its loss weighted 3",
                       ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc",
                        "train.aux_weight=3"]),
