@@ -47,6 +47,13 @@ VARIANTS = {
     "cond-cbn-adc3": ("as cond-cbn-adc, its loss weighted 3",
                       ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc",
                        "train.aux_weight=3"]),
+    "cond-cbn-aux-ndf64": ("as cond-cbn-aux, D twice as wide (model.ndf=64)",
+                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
+                            "model.ndf=64"]),
+    "cond-cbn-adc-ndf64": ("as cond-cbn-adc, D twice as wide (model.ndf=64)",
+                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc",
+                            "model.ndf=64"]),
+    "uncond-ndf64": ("unconditional, D twice as wide (model.ndf=64)", ["model.condition=none", "model.ndf=64"]),
     "cond-cbn-aux3-bal": ("as cond-cbn-aux3, the fakes' labels balanced (each attribute on half the time)",
                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
                            "train.aux_weight=3", "train.fake_labels=balanced"]),
@@ -237,7 +244,7 @@ def main():
         what, overrides = VARIANTS[name]
         run_dir = os.path.join(args.workdir, name)
         print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
-        labels = [] if name == "uncond" else [f"model.labels=[{','.join(args.attrs)}]"]
+        labels = [] if name.startswith("uncond") else [f"model.labels=[{','.join(args.attrs)}]"]
         wall, _ = train_run(name, run_dir, args.config, args.shards, args.kimg, args.seed,
                             [*labels, *overrides, *args.set])
         G, _ = load_generator(run_dir, device=device)

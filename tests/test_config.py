@@ -49,6 +49,7 @@ README_VALUES = {
     "train.r1_gamma": [("0", 0.0), ("1", 1.0)],
     "train.r1_every": [("16", 16)],
     "train.aux_weight": [("1", 1.0), ("3", 3.0), ("0", 0.0)],
+    "train.fake_labels": [("data", "data"), ("balanced", "balanced")],
     "train.seed": [("0", 0)],
     "train.sync_batchnorm": [("false", False), ("on", True)],
     "train.max_steps": [("0", 0)],
