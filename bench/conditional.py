@@ -25,41 +25,34 @@ import sys
 import time
 
 from common import RESULTS, ROOT, ensure_synthetic_shards, machine, train_run
+
+def cond(g, d, *extra):
+    """Overrides of an attribute-conditional variant: G's and D's conditioning, then the rest."""
+    return ["model.condition=attributes", f"model.g_condition={g}", f"model.d_condition={d}", *extra]
+
+
 VARIANTS = {
     "uncond": ("unconditional (the same recipe)", ["model.condition=none"]),
-    "cond": ("embedding joined to z, projection D", ["model.condition=attributes", "model.g_condition=embed",
-                                                    "model.d_condition=projection"]),
-    "cond-cbn": ("conditional BatchNorm in G, projection D", ["model.condition=attributes", "model.g_condition=cbn",
-                                                              "model.d_condition=projection"]),
-    "cond-concat": ("embedding joined to z, concatenation D (classic cGAN)",
-                    ["model.condition=attributes", "model.g_condition=embed", "model.d_condition=concat"]),
-    "cond-aux": ("embedding joined to z, auxiliary classifier D (AC-GAN)",
-                 ["model.condition=attributes", "model.g_condition=embed", "model.d_condition=aux"]),
-    "cond-cbn-aux": ("conditional BatchNorm in G, projection + auxiliary classifier D",
-                     ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux"]),
+    "cond": ("embedding joined to z, projection D", cond("embed", "projection")),
+    "cond-cbn": ("conditional BatchNorm in G, projection D", cond("cbn", "projection")),
+    "cond-concat": ("embedding joined to z, concatenation D (classic cGAN)", cond("embed", "concat")),
+    "cond-aux": ("embedding joined to z, auxiliary classifier D (AC-GAN)", cond("embed", "aux")),
+    "cond-cbn-aux": ("conditional BatchNorm in G, projection + auxiliary classifier D", cond("cbn", "projection+aux")),
     "cond-cbn-aux3": ("conditional BatchNorm in G, projection + auxiliary classifier D, its loss weighted 3",
-                      ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
-                       "train.aux_weight=3"]),
+                      cond("cbn", "projection+aux", "train.aux_weight=3")),
     "cond-cbn-adc": ("conditional BatchNorm in G, projection + ADC-GAN classifier D (labels as real or fake)",
-                     ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc"]),
-    "cond-cbn-adconly": ("conditional BatchNorm in G, ADC-GAN classifier D without projection",
-                         ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=adc"]),
-    "cond-cbn-adc3": ("as cond-cbn-adc, its loss weighted 3",
-                      ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc",
-                       "train.aux_weight=3"]),
+                     cond("cbn", "projection+adc")),
+    "cond-cbn-adconly": ("conditional BatchNorm in G, ADC-GAN classifier D without projection", cond("cbn", "adc")),
+    "cond-cbn-adc3": ("as cond-cbn-adc, its loss weighted 3", cond("cbn", "projection+adc", "train.aux_weight=3")),
     "cond-cbn-aux-ndf64": ("as cond-cbn-aux, D twice as wide (model.ndf=64)",
-                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
-                            "model.ndf=64"]),
+                           cond("cbn", "projection+aux", "model.ndf=64")),
     "cond-cbn-adc-ndf64": ("as cond-cbn-adc, D twice as wide (model.ndf=64)",
-                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+adc",
-                            "model.ndf=64"]),
+                           cond("cbn", "projection+adc", "model.ndf=64")),
     "uncond-ndf64": ("unconditional, D twice as wide (model.ndf=64)", ["model.condition=none", "model.ndf=64"]),
     "cond-cbn-aux3-bal": ("as cond-cbn-aux3, the fakes' labels balanced (each attribute on half the time)",
-                          ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
-                           "train.aux_weight=3", "train.fake_labels=balanced"]),
+                          cond("cbn", "projection+aux", "train.aux_weight=3", "train.fake_labels=balanced")),
     "cond-cbn-aux3-ema5": ("as cond-cbn-aux3, EMA half-life 5 kimg instead of 10",
-                           ["model.condition=attributes", "model.g_condition=cbn", "model.d_condition=projection+aux",
-                            "train.aux_weight=3", "train.ema=5"]),
+                           cond("cbn", "projection+aux", "train.aux_weight=3", "train.ema=5")),
 }
 
 
