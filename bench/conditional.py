@@ -49,6 +49,15 @@ VARIANTS = {
     "cond-cbn-adc-ndf64": ("as cond-cbn-adc, D twice as wide (model.ndf=64)",
                            cond("cbn", "projection+adc", "model.ndf=64")),
     "uncond-ndf64": ("unconditional, D twice as wide (model.ndf=64)", ["model.condition=none", "model.ndf=64"]),
+    "cond-cbn-aux-ngf64": ("as cond-cbn-aux, G twice as wide (model.ngf=64)",
+                           cond("cbn", "projection+aux", "model.ngf=64")),
+    "cond-cbn-aux3-ngf64": ("as cond-cbn-aux-ngf64, the auxiliary loss weighted 3",
+                            cond("cbn", "projection+aux", "model.ngf=64", "train.aux_weight=3")),
+    "uncond-ngf64g": ("unconditional, G twice as wide (model.ngf=64)", ["model.condition=none", "model.ngf=64"]),
+    "cond-cbn-aux-lr3": ("as cond-cbn-aux, learning rates 3e-4 instead of 1e-3",
+                         cond("cbn", "projection+aux", "train.lr_g=3e-4", "train.lr_d=3e-4")),
+    "uncond-lr3": ("unconditional, learning rates 3e-4 instead of 1e-3",
+                   ["model.condition=none", "train.lr_g=3e-4", "train.lr_d=3e-4"]),
     "cond-cbn-aux3-bal": ("as cond-cbn-aux3, the fakes' labels balanced (each attribute on half the time)",
                           cond("cbn", "projection+aux", "train.aux_weight=3", "train.fake_labels=balanced")),
     "cond-cbn-aux3-ema5": ("as cond-cbn-aux3, EMA half-life 5 kimg instead of 10",
@@ -97,8 +106,11 @@ def train_classifier(args, condition, digest):
     from safetensors.torch import load_file, save_file
 
     names = condition.names
-    path = os.path.join(args.shards, f"attr-classifier-{digest[:16]}-{'-'.join(names)}.safetensors")
-    net = classifier(len(names))
+    tag = f"-s{args.classifier_seed}" if args.classifier_seed else ""
+    path = os.path.join(args.shards, f"attr-classifier-{digest[:16]}-{'-'.join(names)}{tag}.safetensors")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.classifier_seed)  # the cache is keyed by data and this seed, not by --seed
+        net = classifier(len(names))
     val_x, val_y = labeled_images(args.shards, "val", condition)
     if os.path.exists(path):
         net.load_state_dict(load_file(path))
@@ -106,7 +118,7 @@ def train_classifier(args, condition, digest):
     else:
         x, y = labeled_images(args.shards, "train", condition)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator().manual_seed(args.classifier_seed)
         t0 = time.perf_counter()
         for epoch in range(args.classifier_epochs):
             net.train()
@@ -153,13 +165,18 @@ def attribute_match(G, net, n, seed):
     return out
 
 
+def wall(row):
+    return "-" if row.get("train_wall_s") is None else f"{row['train_wall_s']:.0f} s"
+
+
 def markdown(result):
     m = result["machine"]
     names = result["attributes"]
+    judge = f" (seed {result['classifier_seed']})" if result.get("classifier_seed") else ""
     lines = [f"Budget {result['kimg']} kimg per model, seed {result['seed']}, {result['data']}, recipe "
              f"{result['config']}; {m['device']} ({m['cpu']}, {m['cores']} cores). Attribute match: {result['n']} "
              f"samples, each attribute asked on or off with probability 1/2 (50% = the request ignored), read by a "
-             f"classifier whose accuracy on real val images is "
+             f"classifier{judge} whose accuracy on real val images is "
              + ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["classifier_val_accuracy"].items())
              + f". FID/KID: n = {result['n']} per side against the val split.", "",
              "| model | G / D conditioning | " + " | ".join(f"{a} match (on / off)" for a in names)
@@ -172,8 +189,21 @@ def markdown(result):
             cells.append(f"{100 * mm['match']:.1f}% ({100 * mm['match_on']:.0f} / {100 * mm['match_off']:.0f})"
                          if mm else "-")
         lines.append(f"| {name} | {v['what']} | " + " | ".join(cells)
-                     + f" | {v['fid']:.2f} | {1000 * v['kid']:.1f} | {v['train_wall_s']:.0f} s |")
+                     + f" | {v['fid']:.2f} | {1000 * v['kid']:.1f} | {wall(v)} |")
     return "\n".join(lines)
+
+
+def check_finished(run_dir, kimg, seed):
+    """Exits with one line unless run_dir holds a run of this budget and seed (what --rescore scores)."""
+    from facegan.config import load_config
+
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        raise SystemExit(f"conditional.py: --rescore: no run in {run_dir}")
+    cfg = load_config(path)
+    if cfg.train.total_kimg != kimg or cfg.train.seed != seed:
+        raise SystemExit(f"conditional.py: --rescore: {path} is a run of {cfg.train.total_kimg} kimg, seed "
+                         f"{cfg.train.seed}, not {kimg} kimg, seed {seed}")
 
 
 def main():
@@ -187,6 +217,11 @@ def main():
     ap.add_argument("--n", type=int, default=1000, help="samples for attribute match, and per side for FID/KID")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--classifier-epochs", type=int, default=6)
+    ap.add_argument("--classifier-seed", type=int, default=0,
+                    help="seed of the attribute classifier (another seed = another judge of the same samples)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score the variants' finished runs in --workdir again (e.g. with another classifier) "
+                         "instead of training them")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every variant")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "conditional"))
@@ -224,24 +259,30 @@ def main():
     extractor = InceptionFeatures(log=print).to(device).eval()
     result = {"benchmark": "conditional", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
               "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
-              "attributes": condition.names, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
+              "attributes": condition.names, "classifier_seed": args.classifier_seed, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
               "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
               "variants": {}}
     if os.path.exists(out):  # rows measured earlier under the same setup are kept (re-run one with --variants)
         with open(out) as f:
             earlier = json.load(f)
-        if all(earlier.get(k, [] if k == "set" else None) == result[k]
-               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes")):
+        defaults = {"set": [], "classifier_seed": 0}  # files from before these keys
+        if all(earlier.get(k, defaults.get(k)) == result[k]
+               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes", "classifier_seed")):
             result["variants"] = earlier.get("variants", {})
     for i, name in enumerate(names, 1):
         what, overrides = VARIANTS[name]
         run_dir = os.path.join(args.workdir, name)
-        print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
-        labels = [] if name.startswith("uncond") else [f"model.labels=[{','.join(args.attrs)}]"]
-        wall, _ = train_run(name, run_dir, args.config, args.shards, args.kimg, args.seed,
-                            [*labels, *overrides, *args.set])
+        if args.rescore:
+            print(f"[{i}/{len(names)}] {name}: scoring the run in {run_dir} again", flush=True)
+            check_finished(run_dir, args.kimg, args.seed)
+            wall = None  # not trained here
+        else:
+            print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
+            labels = [] if name.startswith("uncond") else [f"model.labels=[{','.join(args.attrs)}]"]
+            wall, _ = train_run(name, run_dir, args.config, args.shards, args.kimg, args.seed,
+                                [*labels, *overrides, *args.set])
         G, _ = load_generator(run_dir, device=device)
-        row = {"what": what, "overrides": overrides, "train_wall_s": round(wall, 1)}
+        row = {"what": what, "overrides": overrides, "command": result["command"], "train_wall_s": wall and round(wall, 1)}
         if G.condition is not None:
             row["match"] = attribute_match(G.cpu(), net, args.n, args.seed)
             G.to(device)
