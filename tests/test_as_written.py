@@ -78,6 +78,10 @@ def check_command(line: str) -> str:
         return "mention"  # a command's name in the text, or a --help's first line
     words = [w.replace("$NODE_RANK", "0").replace("$MASTER_ADDR", "10.0.0.1") for w in words]
     if words[0] == "make":
+        with open(os.path.join(ROOT, "Makefile")) as f:
+            targets = set(re.findall(r"^([\w.-]+):", f.read(), re.M))
+        missing = [w for w in words[1:] if "=" not in w and not w.startswith("-") and w not in targets]
+        assert not missing, f"{line}: no Makefile target {', '.join(missing)}"
         return "make"
     if not (words[0].startswith("facegan-") or words[0] in ("python", "accelerate", "sbatch")):
         return "external"  # another program's command (tensorboard, pip, ...): not ours to parse
