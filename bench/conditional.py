@@ -10,7 +10,7 @@
    (configs/demo.yaml), differing only in model.condition / g_condition / d_condition.
 4. For each conditional model, reports the fraction of samples whose attributes, as the
    classifier reads them, match what was asked, two ways (--n samples each):
-   - one at a time, as `facegan-sample --attr glasses=1` asks: each attribute asked on or off with
+   - one at a time, as `facegan-sample RUN --attr glasses=1` asks: each attribute asked on or off with
      probability 1/2 (so a model that ignores the request scores about 50%, not the 75-85% that
      always answering "off" would earn at the data's rates), the others drawn as the data has them;
    - all at once: every attribute asked on or off with probability 1/2, independently, which
@@ -167,7 +167,7 @@ def rates(got, want):
 def attribute_match(G, net, n, seed):
     """How well G draws what is asked, as the classifier reads it; n samples per protocol.
 
-    one_at_a_time (the headline, what `facegan-sample --attr glasses=1` does): for each attribute,
+    one_at_a_time (the headline, what `facegan-sample RUN --attr glasses=1` does): for each attribute,
     n samples ask it on or off with probability 1/2; the other attributes are drawn from G's label
     bank, i.e. as the training data has them. all_at_once: n samples ask every attribute on or off
     with probability 1/2, independently, so 1 in 2^C asks for a combination that the data may hold
