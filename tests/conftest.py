@@ -26,6 +26,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["FACEGAN_CACHE"] = tempfile.mkdtemp(prefix="facegan-test-cache-")
 
 
+def load_bench(name: str):
+    """bench/<name>.py as a module (the benchmarks import their sibling common.py)."""
+    import importlib.util
+
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def face_like(seed: int, size=(40, 48)) -> Image.Image:
     """A small distinct RGB image (random blocks), so dedupe and split checks can tell them apart."""
     rng = np.random.default_rng(seed)

@@ -2,15 +2,11 @@
 and the README table (the GAN runs themselves take tens of minutes; these use stand-in networks
 whose answers are known)."""
 
-import importlib.util
-import os
-import sys
-
 import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT
+from conftest import load_bench
 from facegan.data.labels import LabelField
 from facegan.models.conditioning import Condition
 
@@ -19,11 +15,7 @@ ATTRS = Condition("attributes", tuple(LabelField(n, "binary") for n in ("glasses
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))  # conditional.py imports its sibling common.py
-    spec = importlib.util.spec_from_file_location("conditional", os.path.join(ROOT, "bench", "conditional.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("conditional")
 
 
 class PaintsLabels(nn.Module):

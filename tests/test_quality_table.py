@@ -1,23 +1,14 @@
 """bench/quality.py's table over several seeds: means, spreads, and differences called real only
 beyond the spread (the runs themselves take tens of minutes; this checks the bookkeeping)."""
 
-import importlib.util
-import os
-
 import pytest
 
-from conftest import ROOT
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def quality():
-    import sys
-
-    sys.path.insert(0, os.path.join(ROOT, "bench"))  # quality.py imports its sibling common.py
-    spec = importlib.util.spec_from_file_location("quality", os.path.join(ROOT, "bench", "quality.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("quality")
 
 
 def run(seed, fid, precision=0.5, recall=0.4):
