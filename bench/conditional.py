@@ -192,25 +192,23 @@ def attribute_match(G, net, n, seed):
     got = classify(net, generate(G, latents(n, G.nz, seed), 200, asked))
     want = asked > 0
     joint = {name: rates(got[:, i], want[:, i]) for i, name in enumerate(cond.names)}
-    by_combination = {}
-    for combo in sorted({tuple(r) for r in want.tolist()}):
-        rows = (want == torch.tensor(combo)).all(1)
-        key = ",".join(f"{a}={int(v)}" for a, v in zip(cond.names, combo))
-        by_combination[key] = {"n": int(rows.sum()), **{
-            a: (got[rows, i] == want[rows, i]).float().mean().item() for i, a in enumerate(cond.names)}}
+    by_combination = {key: {"n": int(rows.sum()), **{
+        a: (got[rows, i] == want[rows, i]).float().mean().item() for i, a in enumerate(cond.names)}}
+        for key, rows in combinations(want, cond.names)}
     return {"one_at_a_time": one, "all_at_once": joint, "all_at_once_by_combination": by_combination}
+
+
+def combinations(on, names):
+    """(key like "glasses=1,hat=0", (N,) bool rows holding it) for each distinct row of (N, C) bool."""
+    import torch
+
+    for combo in sorted({tuple(r) for r in on.tolist()}):
+        yield ",".join(f"{a}={int(v)}" for a, v in zip(names, combo)), (on == torch.tensor(combo)).all(1)
 
 
 def combination_rates(labels, names):
     """{"glasses=1,hat=0,...": fraction of images} of (N, C) +-1 labels: how often the data holds each."""
-    import torch
-
-    on = labels > 0
-    out = {}
-    for combo in sorted({tuple(r) for r in on.tolist()}):
-        key = ",".join(f"{a}={int(v)}" for a, v in zip(names, combo))
-        out[key] = (on == torch.tensor(combo)).all(1).float().mean().item()
-    return out
+    return {key: rows.float().mean().item() for key, rows in combinations(labels > 0, names)}
 
 
 def wall(row):
@@ -237,14 +235,10 @@ def markdown(result):
              f"samples per setting, {protocol}; read by a classifier{judge} whose accuracy on real val images is "
              + ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["classifier_val_accuracy"].items())
              + f". FID/KID: n = {result['n']} per side against the val split.", ""]
-    if both:
-        lines += ["| model | G / D conditioning | " + " | ".join(f"{a} match (on / off)" for a in names)
-                  + f" | all at once: {' / '.join(names)} | FID | KID x 1000 | train wall |",
-                  "|---|---|" + "---|" * len(names) + "---|---|---|---|"]
-    else:
-        lines += ["| model | G / D conditioning | " + " | ".join(f"{a} match (on / off)" for a in names)
-                  + " | FID | KID x 1000 | train wall |",
-                  "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    joint_column = [f"all at once: {' / '.join(names)}"] if both else []
+    columns = [f"{a} match (on / off)" for a in names] + joint_column
+    lines += ["| model | G / D conditioning | " + " | ".join(columns) + " | FID | KID x 1000 | train wall |",
+              "|---|---|" + "---|" * len(columns) + "---|---|---|"]
     for name, v in result["variants"].items():
         one = v.get("match_one" if both else "match", {})
         cells = [cell(one.get(a)) for a in names]
