@@ -250,6 +250,44 @@ def markdown(result):
     return "\n".join(lines)
 
 
+def baseline(name):
+    """The unconditional variant with the same networks and optimiser as variant `name`."""
+    for tail, uncond in (("-ngf64", "uncond-ngf64g"), ("-ngf128", "uncond-ngf128g"), ("-ndf64", "uncond-ndf64"),
+                         ("-lr3", "uncond-lr3")):
+        if name.endswith(tail):
+            return uncond
+    return "uncond"
+
+
+def panel(results):
+    """The README's summary of several result files of one budget: per conditional model and training
+    seed, the one-at-a-time match of each attribute as each judge (classifier seed) reads it, the
+    lowest of them, and FID against the unconditional model with the same networks and seed."""
+    runs = {}  # (variant, seed) -> {judge: row}
+    for r in results:
+        for name, row in r["variants"].items():
+            runs.setdefault((name, r["seed"]), {})[r.get("classifier_seed", 0)] = row
+    names = results[0]["attributes"]
+    judges = sorted({r.get("classifier_seed", 0) for r in results})
+    j = " / ".join(str(s) for s in judges)
+    lines = [f"| model | seed | " + " | ".join(f"{a}, judges {j}" for a in names)
+             + " | lowest | FID | FID / unconditional |", "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    for (name, seed), by_judge in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        if name.startswith("uncond"):
+            continue
+        first = next(iter(by_judge.values()))
+        base = next(iter(runs.get((baseline(name), seed), {}).values()), None)
+        ratio = f"{first['fid'] / base['fid']:.2f}x" if base else "-"
+        cells, lowest = [], None
+        for a in names:
+            got = [by_judge[s]["match_one"][a]["match"] if "match_one" in by_judge.get(s, {}) else None for s in judges]
+            cells.append(" / ".join("-" if g is None else f"{100 * g:.1f}" for g in got))
+            lowest = min([g for g in got if g is not None] + ([lowest] if lowest is not None else []), default=None)
+        low = "-" if lowest is None else f"{100 * lowest:.1f}%"
+        lines.append(f"| {name} | {seed} | " + " | ".join(cells) + f" | {low} | {first['fid']:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def check_finished(run_dir, kimg, seed):
     """Exits with one line unless run_dir holds a run of this budget and seed (what --rescore scores)."""
     from facegan.config import load_config
@@ -284,10 +322,19 @@ def main():
     ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "conditional"))
     ap.add_argument("--out", help="result JSON (default bench/results/conditional-<cpu|gpu>-<size>.json)")
     ap.add_argument("--table", metavar="JSON", help="only print the Markdown table of an earlier result")
+    ap.add_argument("--panel", nargs="+", metavar="JSON",
+                    help="only print the match of each model and seed under each judge, from several results")
     args = ap.parse_args()
     if args.table:
         with open(args.table) as f:
             print(markdown(json.load(f)))
+        return
+    if args.panel:
+        results = []
+        for path in args.panel:
+            with open(path) as f:
+                results.append(json.load(f))
+        print(panel(results))
         return
     args.attrs = [a.strip() for a in args.attrs.split(",") if a.strip()]
     names = [v.strip() for v in args.variants.split(",") if v.strip()]

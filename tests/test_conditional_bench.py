@@ -90,3 +90,19 @@ def test_table_shows_both_protocols_and_keeps_older_rows_readable(bench):
                                            "train_wall_s": 10.0}})
     table = bench.markdown(older)
     assert "all at once" not in table and "| old | w | 90.0% (80 / 100) | 90.00 | 70.0 | 10 s |" in table
+
+
+def test_panel_lines_up_judges_and_the_unconditional_model_with_the_same_networks(bench):
+    def result(judge, seed, glasses, fid_cond, fid_uncond):
+        m = {"match": glasses, "match_on": glasses, "match_off": 1.0}
+        return {"seed": seed, "classifier_seed": judge, "attributes": ["glasses"],
+                "variants": {"cond-cbn-aux-ngf64": {"match_one": {"glasses": m}, "fid": fid_cond},
+                             "uncond-ngf64g": {"fid": fid_uncond}, "uncond": {"fid": 1.0}}}
+
+    table = bench.panel([result(0, 0, 0.9, 90.0, 100.0), result(2, 0, 0.85, 90.0, 100.0),
+                         result(0, 1, 0.95, 99.0, 90.0)])
+    assert "| model | seed | glasses, judges 0 / 2 | lowest | FID | FID / unconditional |" in table
+    assert "| cond-cbn-aux-ngf64 | 0 | 90.0 / 85.0 | 85.0% | 90.00 | 0.90x |" in table
+    assert "| cond-cbn-aux-ngf64 | 1 | 95.0 / - | 95.0% | 99.00 | 1.10x |" in table
+    assert "uncond" not in table.split("\n", 2)[2]  # unconditional models are only the FID baseline
+    assert bench.baseline("cond-cbn-aux") == "uncond" and bench.baseline("cond-cbn-aux3-ngf64") == "uncond-ngf64g"
