@@ -77,6 +77,14 @@ def to_pil(image_uint8: torch.Tensor) -> Image.Image:
     return Image.fromarray(image_uint8.permute(1, 2, 0).contiguous().numpy())
 
 
+def zoom(images_uint8: torch.Tensor, k: int) -> torch.Tensor:
+    """(..., H, W) images with each pixel repeated k x k times (nearest neighbour: no new detail, no
+    blur), (..., k H, k W); for looking at 32x32 faces, which viewers show as thumbnails or smooth."""
+    if k == 1:
+        return images_uint8
+    return images_uint8.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
+
+
 def save_image(image_uint8: torch.Tensor, path: str) -> None:
     """One (3, H, W) uint8 image in the format of path's extension (GRID_FORMATS), atomically."""
     fmt = image_format(path, GRID_FORMATS, "an image")

@@ -287,6 +287,12 @@ def test_sample_by_attribute_and_toggle(attr_run, tmp_path):
     assert r.returncode == 0 and "hat=0, hat=1" in r.stdout, r.stderr
     t = np.array(Image.open(tmp_path / "toggle.png"))
     assert t.shape == (2 + 2 * 34, 2 + 5 * 34, 3)
+    r = sample(str(attr_run), "--n", "5", "--toggle", "hat", "--zoom", "3", "--out", str(tmp_path / "big.png"))
+    assert r.returncode == 0, r.stderr
+    big = np.array(Image.open(tmp_path / "big.png"))  # each pixel a 3 x 3 block of the same faces
+    assert big.shape == (3 * t.shape[0], 3 * t.shape[1], 3) and np.array_equal(big[1::3, 2::3], t)
+    r = sample(str(attr_run), "--n", "5", "--zoom", "0", "--out", str(tmp_path / "z.png"))
+    assert r.returncode == 2 and "--zoom 0" in r.stderr and not (tmp_path / "z.png").exists()
     r = sample(str(attr_run), "--n", "4", "--attr", "mohawk=1", "--out", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "no label called 'mohawk'" in r.stderr and not (tmp_path / "x.png").exists()
     r = sample(str(attr_run), "--n", "4", "--class", "1", "--out", str(tmp_path / "x.png"))

@@ -10,7 +10,7 @@ import torch
 from ..errors import UserError, cli_entry
 from ..io import lock_outputs
 from ..outputs import (ANIMATION_FORMATS, GRID_FORMATS, VIDEO_FORMATS, check_output, image_format, is_facegan_image,
-                       save_animation, save_image)
+                       save_animation, save_image, zoom)
 
 
 def build_parser():
@@ -23,7 +23,7 @@ def build_parser():
   facegan-sample runs/demo --n 16 --truncation 0.7 --out typical.png
   facegan-sample runs/demo --n 16 --truncation-row 1,0.8,0.6,0.4 --out row.png
   facegan-sample runs/attr --n 16 --attr glasses=1,hat=0 --out glasses.png
-  facegan-sample runs/attr --n 8 --toggle glasses --out glasses-off-on.png
+  facegan-sample runs/attr --n 8 --toggle glasses --zoom 3 --out glasses-off-on.png
   facegan-sample runs/hair --n 16 --class mohawk --out mohawk.png
 
 A conditional generator (trained with model.condition) draws the labels of each image as its
@@ -58,6 +58,9 @@ The format follows the extension: grids .png, .jpg, .webp; --interpolate .gif (a
     p.add_argument("--toggle", metavar="NAME[,NAME...]",
                    help="conditional generators: a grid of the same --n faces with attribute NAME off (one row) "
                         "and on (the next); several names: a pair of rows each; the class label: one row per class")
+    p.add_argument("--zoom", type=int, default=1, metavar="K",
+                   help="write every image K times larger, each pixel a K x K block (nearest neighbour), so that "
+                        "32x32 faces can be looked at; the faces are the same (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files facegan did not write")
     return p
 
@@ -91,6 +94,8 @@ def check_outputs(args) -> None:
         raise UserError("give --out FILE or --outdir DIR")
     if args.n < 1:
         raise UserError(f"--n {args.n}: must be at least 1")
+    if not 1 <= args.zoom <= 16:
+        raise UserError(f"--zoom {args.zoom}: must be 1 to 16")
     if args.interpolate < 0:
         raise UserError(f"--interpolate {args.interpolate}: must be at least 1 (0: no interpolation)")
     if args.out and os.path.isdir(args.out):
@@ -138,7 +143,7 @@ def main(argv=None):
         parts = [toggle_conditions(cond, base, name) for name in args.toggle.split(",") if name.strip()]
         c, captions = torch.cat([p[0] for p in parts]), [cap for p in parts for cap in p[1]]
         z = latents(args.n, nz, args.seed, args.truncation).repeat(len(captions), 1, 1, 1)
-        save_image(grid_uint8(generate(g, z, args.batch_size, c), nrow=args.n), args.out)
+        save_image(zoom(grid_uint8(generate(g, z, args.batch_size, c), nrow=args.n), args.zoom), args.out)
         print(f"facegan-sample: wrote {len(captions)} rows of the same {args.n} faces "
               f"({', '.join(captions)}, top to bottom) to {args.out}")
         return 0
@@ -146,11 +151,12 @@ def main(argv=None):
         if not args.out:
             raise UserError("--truncation-row writes --out row.png")
         row = explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow, asked)
-        save_image(torch.from_numpy(np.array(row)).permute(2, 0, 1), args.out)
+        save_image(zoom(torch.from_numpy(np.array(row)).permute(2, 0, 1), args.zoom), args.out)
         print(f"facegan-sample: wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
         return 0
     if args.interpolate:
-        frames = explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size, asked)
+        frames = zoom(explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size,
+                                          asked), args.zoom)
         ext = os.path.splitext(args.out)[1].lower()
         if ext == ".mp4":
             written = explore.write_walk(frames, args.out)
@@ -170,11 +176,11 @@ def main(argv=None):
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
         for path, im in zip(_outdir_names(args), images):
-            save_image(im, path)
+            save_image(zoom(im, args.zoom), path)
         print(f"facegan-sample: wrote {len(images)} images to {args.outdir}")
     if args.out:
         nrow = args.nrow or max(1, int(round(len(images) ** 0.5)))
-        save_image(grid_uint8(images, nrow=nrow), args.out)
+        save_image(zoom(grid_uint8(images, nrow=nrow), args.zoom), args.out)
         print(f"facegan-sample: wrote a grid of {len(images)} images to {args.out}")
     return 0
 
