@@ -54,11 +54,11 @@ demo: $(STAMP_RUN) $(DEMO_SHARDS)/dataset.json
 	@echo "Score it: make demo-score   (FID/KID against the val split; a few minutes on a CPU)"
 
 # The conditional demo: the same shards, a generator that draws glasses, hat and beard on request
-# (5 to 7 minutes of training on 2 CPU cores), then the same faces with glasses off and on.
+# (about 11 minutes of training on 2 CPU cores), then the same faces with glasses off and on.
 demo-attr: $(STAMP_RUN) $(DEMO_SHARDS)/dataset.json
 	$(BIN)/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 		--num_cpu_threads_per_process $(CPU_THREADS) launch/train.py --config configs/demo-attr.yaml data.shards=$(DEMO_SHARDS)
-	$(BIN)/facegan-sample runs/demo-attr --n 8 --attr hat=0,beard=0 --toggle glasses --out runs/demo-attr/glasses-off-on.png
+	$(BIN)/facegan-sample runs/demo-attr --n 8 --attr hat=0,beard=0 --toggle glasses --zoom 3 --out runs/demo-attr/glasses-off-on.png
 
 # FID and KID of the demo's generator against the demo data's val split (needs the fid extra offline).
 demo-score: $(STAMP_TEST)

@@ -20,6 +20,9 @@
    their labels as the data has them).
 
 Writes bench/results/conditional-<cpu|gpu>-<size>.json and prints the README's table.
+A classifier is one judge: `--classifier-seed N` and `--classifier-aug degrade` (trained on blurred and
+noised images too) train others, `--rescore` reads finished runs again with them, and
+`--panel FILE...` lines up each model and seed under every judge (the README's summary).
 """
 
 import argparse
@@ -107,6 +110,28 @@ def as_input(images_uint8):
     return images_uint8.float() / 127.5 - 1
 
 
+def degrade(xb, gen):
+    """A batch of [-1, 1] images, each blurred (Gaussian, sigma 0 to 1.2 px) and noised (sigma 0 to
+    0.08) by its own random amount: generated faces are softer and noisier than the renders, and a
+    judge that never saw either reads a soft glasses frame as no glasses (the `degrade` judge)."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    levels = torch.randint(0, 4, (len(xb),), generator=gen)
+    out = xb.clone()
+    for level, sigma in enumerate((0.0, 0.5, 0.8, 1.2)):
+        rows = levels == level
+        if sigma and rows.any():
+            out[rows] = TF.gaussian_blur(xb[rows], kernel_size=5, sigma=sigma)
+    noise = torch.randn(xb.shape, generator=gen) * torch.rand(len(xb), 1, 1, 1, generator=gen) * 0.08
+    return (out + noise).clamp(-1, 1)
+
+
+def judge_name(seed, aug):
+    """How results name a classifier: its seed, and its augmentation unless the original flips only."""
+    return f"{aug} {seed}" if aug != "flip" else str(seed)
+
+
 def train_classifier(args, condition, digest):
     """(classifier, {attribute: val accuracy}, (N, C) +-1 val labels); the classifier is trained once
     per data content, attribute list and --classifier-seed, and cached beside the shards."""
@@ -114,7 +139,8 @@ def train_classifier(args, condition, digest):
     from safetensors.torch import load_file, save_file
 
     names = condition.names
-    tag = f"-s{args.classifier_seed}" if args.classifier_seed else ""
+    tag = (f"-s{args.classifier_seed}" if args.classifier_seed else "") + (
+        f"-{args.classifier_aug}" if args.classifier_aug != "flip" else "")
     path = os.path.join(args.shards, f"attr-classifier-{digest[:16]}-{'-'.join(names)}{tag}.safetensors")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.classifier_seed)  # the cache is keyed by data and this seed, not by --seed
@@ -136,6 +162,8 @@ def train_classifier(args, condition, digest):
                 xb = as_input(x[idx])
                 flip = torch.rand(len(idx), generator=gen) < 0.5  # the GANs train with flips too
                 xb[flip] = xb[flip].flip(3)
+                if args.classifier_aug == "degrade":
+                    xb = degrade(xb, gen)
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb), (y[idx] > 0).float())
                 opt.zero_grad()
                 loss.backward()
@@ -224,7 +252,9 @@ def markdown(result):
     only the all-at-once match (key "match") and are printed in the older layout."""
     m = result["machine"]
     names = result["attributes"]
-    judge = f" (seed {result['classifier_seed']})" if result.get("classifier_seed") else ""
+    aug = result.get("classifier_aug", "flip")
+    judge = (f" (seed {result['classifier_seed']})" if result.get("classifier_seed") else "") + (
+        ", trained on blurred and noised images too," if aug == "degrade" else "")
     both = any("match_one" in v for v in result["variants"].values())
     protocol = ("one attribute asked at a time, on or off with probability 1/2 (50% = the request ignored), the "
                 "others drawn as the data has them; all at once: every attribute asked on or off with probability "
@@ -259,6 +289,10 @@ def baseline(name):
     return "uncond"
 
 
+def judge_of(result):
+    return judge_name(result.get("classifier_seed", 0), result.get("classifier_aug", "flip"))
+
+
 def panel(results):
     """The README's summary of several result files of one budget: per conditional model and training
     seed, the one-at-a-time match of each attribute as each judge (classifier seed) reads it, the
@@ -266,10 +300,10 @@ def panel(results):
     runs = {}  # (variant, seed) -> {judge: row}
     for r in results:
         for name, row in r["variants"].items():
-            runs.setdefault((name, r["seed"]), {})[r.get("classifier_seed", 0)] = row
+            runs.setdefault((name, r["seed"]), {})[judge_of(r)] = row
     names = results[0]["attributes"]
-    judges = sorted({r.get("classifier_seed", 0) for r in results})
-    j = " / ".join(str(s) for s in judges)
+    judges = sorted({judge_of(r) for r in results}, key=lambda j: (" " in j, j))
+    j = " / ".join(judges)
     lines = [f"| model | seed | " + " | ".join(f"{a}, judges {j}" for a in names)
              + " | lowest | FID | FID / unconditional |", "|---|---|" + "---|" * len(names) + "---|---|---|"]
     for (name, seed), by_judge in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -314,6 +348,9 @@ def main():
     ap.add_argument("--classifier-epochs", type=int, default=6)
     ap.add_argument("--classifier-seed", type=int, default=0,
                     help="seed of the attribute classifier (another seed = another judge of the same samples)")
+    ap.add_argument("--classifier-aug", choices=("flip", "degrade"), default="flip",
+                    help="the classifier's training augmentation: flip (horizontal flips), or degrade (flips, "
+                         "and each image blurred and noised by a random amount, as generated faces are)")
     ap.add_argument("--rescore", action="store_true",
                     help="score the variants' finished runs in --workdir again (e.g. with another classifier) "
                          "instead of training them")
@@ -364,20 +401,20 @@ def main():
     extractor = InceptionFeatures(log=print).to(device).eval()
     result = {"benchmark": "conditional", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
               "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
-              "attributes": condition.names, "classifier_seed": args.classifier_seed, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
+              "attributes": condition.names, "classifier_seed": args.classifier_seed, "classifier_aug": args.classifier_aug, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
               "val_combination_rates": combination_rates(val_labels, condition.names),
               "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
               "variants": {}}
     if os.path.exists(out):  # rows measured earlier under the same setup are kept (re-run one with --variants)
         with open(out) as f:
             earlier = json.load(f)
-        defaults = {"set": [], "classifier_seed": 0}  # files from before these keys
+        defaults = {"set": [], "classifier_seed": 0, "classifier_aug": "flip"}  # files from before these keys
         if all(earlier.get(k, defaults.get(k)) == result[k]
-               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes", "classifier_seed")):
+               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes", "classifier_seed", "classifier_aug")):
             result["variants"] = earlier.get("variants", {})
     for i, name in enumerate(names, 1):
         what, overrides = VARIANTS[name]
-        run_dir = os.path.join(args.workdir, name)
+        run_dir = os.path.join(args.workdir, name if args.seed == 0 else f"{name}-seed{args.seed}")
         if args.rescore:
             print(f"[{i}/{len(names)}] {name}: scoring the run in {run_dir} again", flush=True)
             check_finished(run_dir, args.kimg, args.seed)

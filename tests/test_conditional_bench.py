@@ -106,3 +106,22 @@ def test_panel_lines_up_judges_and_the_unconditional_model_with_the_same_network
     assert "| cond-cbn-aux-ngf64 | 1 | 95.0 / - | 95.0% | 99.00 | 1.10x |" in table
     assert "uncond" not in table.split("\n", 2)[2]  # unconditional models are only the FID baseline
     assert bench.baseline("cond-cbn-aux") == "uncond" and bench.baseline("cond-cbn-aux3-ngf64") == "uncond-ngf64g"
+
+
+def test_the_degrade_judge_sees_soft_noisy_images_and_the_panel_names_it(bench):
+    gen = torch.Generator().manual_seed(0)
+    x = -torch.ones(64, 3, 16, 16)
+    x[:, :, 8, :] = 1.0  # a one-pixel line, like a glasses frame at 32x32
+    y = bench.degrade(x, gen)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+    peak = y[:, 0, 8, 4:12].mean(1)
+    assert (peak < 0.9).any() and (peak > 0.9).any()  # some lines softened, some kept
+    assert not torch.equal(y, x) and torch.equal(x[:, :, 8, 0], torch.ones(64, 3))  # the input is left alone
+    assert bench.judge_name(0, "flip") == "0" and bench.judge_name(2, "degrade") == "degrade 2"
+
+    m = {"match": 0.9, "match_on": 0.8, "match_off": 1.0}
+    row = {"match_one": {"glasses": m}, "fid": 90.0}
+    results = [{"seed": 0, "classifier_seed": s, "classifier_aug": aug, "attributes": ["glasses"],
+                "variants": {"cond-cbn-aux": row}} for s, aug in ((1, "degrade"), (0, "flip"), (0, "degrade"))]
+    table = bench.panel(results)
+    assert "glasses, judges 0 / degrade 0 / degrade 1 |" in table
