@@ -128,8 +128,8 @@ def degrade(xb, gen):
 
 
 def judge_name(seed, aug):
-    """How results name a classifier: its seed, and its augmentation unless the original flips only."""
-    return f"{aug} {seed}" if aug != "flip" else str(seed)
+    """How results name a classifier: its seed, with a d in front for a degrade judge."""
+    return f"d{seed}" if aug == "degrade" else str(seed)
 
 
 def train_classifier(args, condition, digest):
@@ -302,7 +302,7 @@ def panel(results):
         for name, row in r["variants"].items():
             runs.setdefault((name, r["seed"]), {})[judge_of(r)] = row
     names = results[0]["attributes"]
-    judges = sorted({judge_of(r) for r in results}, key=lambda j: (" " in j, j))
+    judges = sorted({judge_of(r) for r in results}, key=lambda j: (j.startswith("d"), j))
     j = " / ".join(judges)
     lines = [f"| model | seed | " + " | ".join(f"{a}, judges {j}" for a in names)
              + " | lowest | FID | FID / unconditional |", "|---|---|" + "---|" * len(names) + "---|---|---|"]

@@ -117,11 +117,11 @@ def test_the_degrade_judge_sees_soft_noisy_images_and_the_panel_names_it(bench):
     peak = y[:, 0, 8, 4:12].mean(1)
     assert (peak < 0.9).any() and (peak > 0.9).any()  # some lines softened, some kept
     assert not torch.equal(y, x) and torch.equal(x[:, :, 8, 0], torch.ones(64, 3))  # the input is left alone
-    assert bench.judge_name(0, "flip") == "0" and bench.judge_name(2, "degrade") == "degrade 2"
+    assert bench.judge_name(0, "flip") == "0" and bench.judge_name(2, "degrade") == "d2"
 
     m = {"match": 0.9, "match_on": 0.8, "match_off": 1.0}
     row = {"match_one": {"glasses": m}, "fid": 90.0}
     results = [{"seed": 0, "classifier_seed": s, "classifier_aug": aug, "attributes": ["glasses"],
                 "variants": {"cond-cbn-aux": row}} for s, aug in ((1, "degrade"), (0, "flip"), (0, "degrade"))]
     table = bench.panel(results)
-    assert "glasses, judges 0 / degrade 0 / degrade 1 |" in table
+    assert "glasses, judges 0 / d0 / d1 |" in table
