@@ -54,7 +54,7 @@ demo: $(STAMP_RUN) $(DEMO_SHARDS)/dataset.json
 	@echo "Score it: make demo-score   (FID/KID against the val split; a few minutes on a CPU)"
 
 # The conditional demo: the same shards, a generator that draws glasses, hat and beard on request
-# (about 11 minutes of training on 2 CPU cores), then the same faces with glasses off and on.
+# (11 minutes in all on 2 CPU cores, allow 15), then the same faces with glasses off and on.
 demo-attr: $(STAMP_RUN) $(DEMO_SHARDS)/dataset.json
 	$(BIN)/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 		--num_cpu_threads_per_process $(CPU_THREADS) launch/train.py --config configs/demo-attr.yaml data.shards=$(DEMO_SHARDS)
