@@ -295,7 +295,7 @@ def judge_of(result):
 
 def panel(results):
     """The README's summary of several result files of one budget: per conditional model and training
-    seed, the one-at-a-time match of each attribute as each judge (classifier seed) reads it, the
+    seed, the one-at-a-time match of each attribute as each judge (classifier seed; dN: degrade) reads it, the
     lowest of them, and FID against the unconditional model with the same networks and seed."""
     runs = {}  # (variant, seed) -> {judge: row}
     for r in results:
@@ -312,12 +312,12 @@ def panel(results):
         first = next(iter(by_judge.values()))
         base = next(iter(runs.get((baseline(name), seed), {}).values()), None)
         ratio = f"{first['fid'] / base['fid']:.2f}x" if base else "-"
-        cells, lowest = [], None
+        cells, read = [], []
         for a in names:
             got = [by_judge[s]["match_one"][a]["match"] if "match_one" in by_judge.get(s, {}) else None for s in judges]
             cells.append(" / ".join("-" if g is None else f"{100 * g:.1f}" for g in got))
-            lowest = min([g for g in got if g is not None] + ([lowest] if lowest is not None else []), default=None)
-        low = "-" if lowest is None else f"{100 * lowest:.1f}%"
+            read += [g for g in got if g is not None]
+        low = f"{100 * min(read):.1f}%" if read else "-"
         lines.append(f"| {name} | {seed} | " + " | ".join(cells) + f" | {low} | {first['fid']:.2f} | {ratio} |")
     return "\n".join(lines)
 
@@ -401,7 +401,8 @@ def main():
     extractor = InceptionFeatures(log=print).to(device).eval()
     result = {"benchmark": "conditional", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
               "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
-              "attributes": condition.names, "classifier_seed": args.classifier_seed, "classifier_aug": args.classifier_aug, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
+              "attributes": condition.names, "classifier_seed": args.classifier_seed,
+              "classifier_aug": args.classifier_aug, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
               "val_combination_rates": combination_rates(val_labels, condition.names),
               "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
               "variants": {}}
@@ -410,7 +411,8 @@ def main():
             earlier = json.load(f)
         defaults = {"set": [], "classifier_seed": 0, "classifier_aug": "flip"}  # files from before these keys
         if all(earlier.get(k, defaults.get(k)) == result[k]
-               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes", "classifier_seed", "classifier_aug")):
+               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes", "classifier_seed",
+                         "classifier_aug")):
             result["variants"] = earlier.get("variants", {})
     for i, name in enumerate(names, 1):
         what, overrides = VARIANTS[name]
