@@ -280,13 +280,17 @@ def markdown(result):
     return "\n".join(lines)
 
 
+CONDITION_ONLY = ("model.condition", "model.g_condition", "model.d_condition", "train.aux_weight", "train.fake_labels")
+
+
 def baseline(name):
-    """The unconditional variant with the same networks and optimiser as variant `name`."""
-    for tail, uncond in (("-ngf64", "uncond-ngf64g"), ("-ngf128", "uncond-ngf128g"), ("-ndf64", "uncond-ndf64"),
-                         ("-lr3", "uncond-lr3")):
-        if name.endswith(tail):
-            return uncond
-    return "uncond"
+    """The unconditional variant with the same networks and optimiser as variant `name`: the one whose
+    overrides, less those that only a conditional model has, are the same ("uncond" when none is)."""
+    def rest(overrides):
+        return sorted(o for o in overrides if o.split("=")[0] not in CONDITION_ONLY)
+
+    want = rest(VARIANTS.get(name, ("", []))[1])
+    return next((v for v, (_, o) in VARIANTS.items() if v.startswith("uncond") and rest(o) == want), "uncond")
 
 
 def judge_of(result):
