@@ -53,6 +53,34 @@ class Tracker:
         self.max_fraction, self.share, self.min_seen = max_fraction, share, min_seen
         self.counts, self.slot = counts, slot
         self.seen = self.bad = self.shown = 0
+        self.empty_shards: list = []  # URLs of shards that gave nothing, in the order met
+        # Shards of unknown size (bare URLs without a manifest): what the readable ones held, so
+        # one that gives nothing is counted as a typical shard's samples, not as one sample.
+        self.shards_read = self.samples_in_read_shards = 0
+        self._unsized_empty: list = []  # (url, reason) waiting for a first readable shard to size them
+
+    def shard_read(self, n: int) -> None:
+        """A shard of unknown size delivered n samples; sizes any empty ones met before it."""
+        self.shards_read += 1
+        self.samples_in_read_shards += n
+        waiting, self._unsized_empty = self._unsized_empty, []
+        for url, reason in waiting:
+            self.shard_empty(url, reason)
+
+    def shard_empty(self, url: str, reason: str, expected: Optional[int] = None) -> None:
+        """A whole shard gave nothing. Counted as the samples the manifest says it holds
+        (expected), else as the mean of the shards this reader could read; with none read yet,
+        the count waits for the first one (a reader whose every shard fails stops anyway: its
+        pass gives less than a batch)."""
+        if expected is None:
+            if not self.shards_read:
+                self._unsized_empty.append((url, reason))
+                return
+            expected = max(1, round(self.samples_in_read_shards / self.shards_read))
+            reason += f" (nothing read; counted as {expected} samples, the mean of the readable shards)"
+        if url not in self.empty_shards:
+            self.empty_shards.append(url)
+        self.failed(url, reason, expected)
 
     def good(self, n: int = 1) -> None:
         self.seen += n
@@ -71,8 +99,12 @@ class Tracker:
             print(f"facegan: {line}: {reason}", file=sys.stderr, flush=True)
         base = max(self.seen, self.share or 0)
         if (self.share or self.seen >= self.min_seen) and self.bad / base > self.max_fraction:
+            empty = ""
+            if self.empty_shards:
+                shown = ", ".join(self.empty_shards[:SHOWN]) + (", ..." if len(self.empty_shards) > SHOWN else "")
+                empty = f"; {len(self.empty_shards)} shard(s) gave nothing: {shown}"
             raise BadData(f"too much bad data: {self.bad} of {base} samples unreadable "
-                          f"({self.bad / base:.1%}, over data.max_bad_fraction={self.max_fraction:g}); "
+                          f"({self.bad / base:.1%}, over data.max_bad_fraction={self.max_fraction:g}){empty}; "
                           f"last at {where}: {reason}")
 
     def _publish(self):
@@ -82,7 +114,10 @@ class Tracker:
 
 def reason_of(err: BaseException) -> str:
     """An exception as one short line (WebDataset appends the stream object to messages)."""
-    text = str(err.args[0]) if getattr(err, "args", None) else str(err)
+    if isinstance(err, OSError) and err.strerror:  # args[0] would be the bare errno ("FileNotFoundError: 2")
+        text = err.strerror
+    else:
+        text = str(err.args[0]) if getattr(err, "args", None) else str(err)
     text = re.sub(r" ?(@ )?<[^<>]* at 0x[0-9a-f]+>| @ <shard stream>", "", text)  # says nothing to a user
     text = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__

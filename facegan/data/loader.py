@@ -36,12 +36,19 @@ def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, resid
                modulus: int = 1, stall_s: float = STALL_S, keep=IMAGE_KEYS) -> list:
     """This reader's raw samples of one shard (those at positions residue, residue + modulus,
     ...). What the shard fails to deliver is counted as bad: the shortfall against the manifest's
-    count when it is known, else one per problem."""
+    count when it is known, else one per problem; a shard that gives nothing at all counts as
+    the samples it held (the manifest's count, or the mean of the readable shards: Tracker)."""
     problems: list = []
     samples = shard_samples(url, problems, stall_s, keep=keep)
     mine = [s for i, s in enumerate(samples) if i % modulus == residue]
     if expected is not None:
         expected = len(range(residue, expected, modulus))
+    if not mine and problems:  # the whole shard is gone: count what it held, not one sample
+        reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        tracker.shard_empty(url, reason, expected)
+        return mine
+    if expected is None:
+        tracker.shard_read(len(mine))
     lost = expected - len(mine) if expected is not None else len(problems)
     if problems or lost > 0:
         reason = problems[0] if problems else f"shard ended after {len(mine)} of {expected} samples"

@@ -3,10 +3,11 @@ as WebDataset takes them. Everything that reads shards starts from a ShardSet.""
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from typing import List, Optional
 
-import webdataset as wds
+import braceexpand
 
 from ..errors import UserError
 from .labels import manifest_fields
@@ -37,11 +38,44 @@ class ShardSet:
         return self._count_by_url.get(url)
 
 
+_SHELL_VARIABLE = re.compile(r"\$\{[^{}]*\}")
+
+
+def expand_shard_urls(spec: str) -> List[str]:
+    """The shard URLs of one spec, as WebDataset writes them: '::' joins lists, braces expand
+    (train-{000000..000099}.tar). ${NAME} is not WebDataset's reading (webdataset.shardlists.envsubst
+    looks up WDS_NAME and fails with an AssertionError when it is unset): in a pipe: command it is
+    left as written for the shell that runs the command (pipe:cat ${HOME}/x.tar); in a path or an
+    http(s) URL, where no shell sees it, it is refused. Raises UserError for that and for
+    unbalanced braces."""
+    held = []
+
+    def hold(m):  # ${NAME} out of brace expansion's way ({HOME} is not a pattern)
+        held.append(m.group(0))
+        return f"\0{len(held) - 1}\0"
+
+    urls = []
+    for part in _SHELL_VARIABLE.sub(hold, spec).split("::"):
+        try:
+            expanded = list(braceexpand.braceexpand(part))
+        except braceexpand.UnbalancedBracesError:
+            raise UserError(f"{spec}: unbalanced braces (a shard pattern reads like "
+                            f"train-{{000000..000099}}.tar)") from None
+        for url in expanded:
+            url = re.sub("\0([0-9]+)\0", lambda m: held[int(m.group(1))], url)
+            variable = _SHELL_VARIABLE.search(url)
+            if variable and not url.startswith("pipe:"):
+                raise UserError(f"{url}: {variable.group(0)} is expanded only in a pipe: command (by its shell); "
+                                f"write the path out")
+            urls.append(url)
+    return urls
+
+
 def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None) -> ShardSet:
     """A dataset directory (checked against dataset.json), or shard URLs as WebDataset takes them:
     a list, brace patterns, '::'-joined lists, pipe:, http(s), s3 through pipe:."""
     if isinstance(spec, (list, tuple)):
-        urls = [u for s in spec for u in wds.shardlists.expand_urls(str(s))]
+        urls = [u for s in spec for u in expand_shard_urls(str(s))]
         return ShardSet(urls, None, resolution)
     spec = str(spec)
     if os.path.isdir(spec):
@@ -54,4 +88,41 @@ def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None)
                         split_digest(manifest, split), manifest_fields(manifest, spec))
     if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and not os.path.exists(spec):
         raise UserError(f"{spec}: no such dataset directory or shard")
-    return ShardSet(wds.shardlists.expand_urls(spec), None, resolution)
+    return _with_manifest_counts(ShardSet(expand_shard_urls(spec), None, resolution))
+
+
+def _with_manifest_counts(shards: ShardSet) -> ShardSet:
+    """Shard URLs that are files of a facegan dataset directory (`DIR/train-{000000..000005}.tar`)
+    take their sample counts from its dataset.json, so a shard that is missing or unreadable
+    counts as the samples it held, not as one bad sample (img2dataset#174: pipelines that ran on
+    part of their shards without a word). URLs outside one (pipe:, http, foreign tars) stay
+    uncounted."""
+    counts, resolution, manifests = [], shards.resolution, {}
+    for url in shards.urls:
+        if "://" in url or url.startswith("pipe:"):
+            return shards
+        directory, name = os.path.split(os.path.abspath(url))
+        if directory not in manifests:
+            manifests[directory] = _shard_counts(directory)
+        known = manifests[directory]
+        if known is None or name not in known[0]:
+            return shards
+        counts.append(known[0][name])
+        if resolution is not None and known[1] != resolution:
+            raise UserError(f"{url}: shards are {known[1]}x{known[1]} but model.resolution is {resolution}; "
+                            f"repack with --size {resolution}")
+        resolution = known[1]
+    return ShardSet(shards.urls, counts, resolution)
+
+
+def _shard_counts(directory: str):
+    """({shard name: sample count} over every split, resolution) of a dataset directory, or None
+    when it holds no readable dataset.json."""
+    if not os.path.isfile(os.path.join(directory, "dataset.json")):
+        return None
+    try:
+        manifest = read_manifest(directory)
+    except UserError:
+        return None
+    names = {s["name"]: s["count"] for split in manifest["splits"].values() for s in split.get("shards", [])}
+    return names, manifest["resolution"]

@@ -33,6 +33,7 @@ def preflight(cfg: Config, world: int = None, log=None) -> ShardSet:
         raise UserError(f"train.batch_size: {batch} does not divide evenly over {world} processes")
     _check_local_shard_files(cfg.data.shards)
     shards = _count_local_shards(resolve_shards(cfg.data.shards, "train", cfg.model.resolution))
+    _check_missing_shards(shards, cfg.data.max_bad_fraction, log)
     if shards.total is not None:
         _fit_data(cfg, shards, world, log)
     _check_resume_architecture(cfg, training_condition(cfg, shards))
@@ -86,6 +87,26 @@ def _count_local_shards(shards: ShardSet) -> ShardSet:
             return shards  # a damaged shard: the loader skips and counts what it cannot read
         counts.append(len(keys))
     return ShardSet(shards.urls, counts, shards.resolution)
+
+
+def _check_missing_shards(shards: ShardSet, max_bad_fraction: float, log) -> None:
+    """Local shards that are not there are data that went missing, counted as what they held
+    (the manifest's counts; without a manifest, the share of shards): past
+    data.max_bad_fraction the run is refused naming them, under it a note says what is left out."""
+    local = [i for i, u in enumerate(shards.urls) if _is_local(u)]
+    missing = [i for i in local if not os.path.isfile(shards.urls[i])]
+    if not missing:
+        return
+    names = ", ".join(shards.urls[i] for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
+    if shards.counts is not None:
+        lost, total, unit = sum(shards.counts[i] for i in missing), shards.total, "training images"
+    else:
+        lost, total, unit = len(missing), len(shards.urls), "shards"
+    what = f"{len(missing)} of {len(shards.urls)} shards missing ({lost} of {total} {unit}, {lost / max(total, 1):.1%})"
+    if lost / max(total, 1) > max_bad_fraction:
+        raise UserError(f"data.shards: {what}, over data.max_bad_fraction={max_bad_fraction:g}: {names}")
+    log(f"facegan: note: {what}, within data.max_bad_fraction={max_bad_fraction:g}; training on the rest "
+        f"(each counts as bad data): {names}")
 
 
 def _slot_shares(shards: ShardSet, per_rank: int, world: int, workers: int) -> list:
