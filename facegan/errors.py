@@ -6,6 +6,13 @@ import signal
 import sys
 
 
+def shown_path(path) -> str:
+    """A path as text that can be printed or stored as UTF-8 whatever bytes its name holds:
+    undecodable bytes (a Latin-1 `caf\\xe9.png`, held by Python as lone surrogates) become
+    backslash escapes instead of a UnicodeEncodeError."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class UserError(Exception):
     """A problem with what the user gave us (a path, a key, a value): one line, exit status 2."""
 
@@ -37,10 +44,15 @@ def cli_entry(prog):
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
                 _handler_pid = os.getpid()
                 signal.signal(signal.SIGTERM, _raise_terminated)
+            for stream in (sys.stdout, sys.stderr):  # a file name in any encoding prints, escaped
+                try:
+                    stream.reconfigure(errors="backslashreplace")
+                except (AttributeError, ValueError):  # not a TextIOWrapper (a notebook, a test's capture)
+                    pass
             try:
                 return main(argv)
             except UserError as err:
-                print(f"{prog}: error: {err}", file=sys.stderr)
+                print(f"{prog}: error: {shown_path(str(err))}", file=sys.stderr)
                 sys.exit(2)
             except Terminated:
                 print(f"{prog}: terminated", file=sys.stderr)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from safetensors.torch import load_file
 
-from ..errors import UserError
+from ..errors import UserError, shown_path
 from ..io import file_digest, save_safetensors_atomic
 from ..train.distributed import rank_world
 from .features import extractor_id
@@ -94,9 +94,11 @@ class FolderSet(ImageSet):
         changed folder's old entry can be found and dropped."""
         h = hashlib.sha256()
         for f in files:
-            h.update(f"{os.path.relpath(f, self.path)}\0{file_digest(f, 'blake2b')}\n".encode())
+            # os.fsencode: a file name is bytes in any encoding (a Latin-1 `caf\xe9.png` reaches us as
+            # a lone surrogate, which str.encode refuses); UTF-8 names hash as they always did.
+            h.update(os.fsencode(os.path.relpath(f, self.path)) + f"\0{file_digest(f, 'blake2b')}\n".encode())
         ext_id = extractor_id(extractor)
-        where = hashlib.sha256(os.path.abspath(self.path).encode()).hexdigest()[:12]
+        where = hashlib.sha256(os.fsencode(os.path.abspath(self.path))).hexdigest()[:12]
         return os.path.join(cache_dir(), "fid-ref", f"{ext_id}-{where}-{len(files)}-{h.hexdigest()[:24]}.safetensors")
 
     def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
@@ -122,16 +124,17 @@ class FolderSet(ImageSet):
         skipped = []
         mine = [f for a, b in blocks_of(len(files), batch_size, rank, world) for f in files[a:b]]
         feats = extract(extractor, _batches(mine, batch_size, skipped), device, accelerator,
-                        desc=f"images {os.path.basename(os.path.normpath(self.path))}",
-                        merge=merge_blocks(len(files), batch_size))
+                        desc=f"images {shown_path(os.path.basename(os.path.normpath(self.path)))}",
+                        merge=merge_blocks(len(files), batch_size), total=len(mine))
         if skipped:
-            print(f"facegan: skipped {len(skipped)} unreadable image(s) in {self.path}, e.g. {skipped[0]}",
+            print(f"facegan: skipped {len(skipped)} unreadable image(s) in {shown_path(self.path)}, "
+                  f"e.g. {shown_path(skipped[0])}",
                   file=sys.stderr)
         if feats.shape[0] == 0:
             raise UserError(f"{self.path}: none of its images could be read")
         if not skipped and (accelerator is None or accelerator.is_main_process):
             save_safetensors_atomic(path, {"features": feats.contiguous()},
-                                    metadata={"folder": os.path.abspath(self.path)})
+                                    metadata={"folder": shown_path(os.path.abspath(self.path))})
         return feats
 
 

@@ -48,7 +48,7 @@ def agree_on_path(accelerator, path):
     start the ranks at different steps (a hang at the first collective)."""
     if accelerator.num_processes == 1:
         return path
-    data = (path or "").encode()
+    data = os.fsencode(path or "")  # a path is bytes in any encoding (os.fsdecode undoes it)
     size = torch.tensor([len(data)], dtype=torch.long, device=accelerator.device)
     dist.broadcast(size, src=0)
     buf = torch.zeros(int(size.item()), dtype=torch.uint8, device=accelerator.device)
@@ -56,7 +56,7 @@ def agree_on_path(accelerator, path):
         buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     if buf.numel():
         dist.broadcast(buf, src=0)
-    return bytes(buf.cpu().tolist()).decode() or None
+    return os.fsdecode(bytes(buf.cpu().tolist())) or None
 
 
 def init_process_group_for_restarts(timeout) -> bool:

@@ -41,7 +41,7 @@ class RunLog:
         import os
 
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._file = open(path, "a", buffering=1)
+        self._file = open(path, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         self._file.write(f"==> {stamp}: {' '.join(sys.argv)}\n")
         self._saved = sys.stdout, sys.stderr
