@@ -5,6 +5,7 @@ naming the key, so a typo never silently trains with a default.
 """
 
 import dataclasses
+import difflib
 import math
 import re
 import typing
@@ -19,24 +20,133 @@ from .models.conditioning import CONDITION_KINDS, D_CONDITIONS, G_CONDITIONS
 from .models.dcgan import D_NORMS
 from .train.augment import parse_policy
 from .train.losses import LOSSES
-from .train.tracking import TRACKERS
+from .train.tracking import TRACKERS, check_names
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+# YAML 1.2 core schema numbers (yaml.org/spec/1.2.2 10.3.2). PyYAML reads YAML 1.1, where 2024_05 is
+# 202405, 0755 is 493 (octal) and 1:30 is 90 (sexagesimal) (pyyaml#395); here those stay text.
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_12 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$")
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping; PyYAML would keep the last silently (pyyaml#165)."""
+
+    def __init__(self, key: str, first_line: int, line: int, mark):
+        super().__init__(None, None, f"key {key!r} given twice (first at line {first_line})", mark)
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class _Key(str):
+    """A mapping key as written in a config file, with its line (1-based), for error lines."""
+
+    def __new__(cls, text: str, line: Optional[int] = None):
+        key = super().__new__(cls, text)
+        key.line = line
+        return key
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML with 1.2 booleans: only true/false are booleans, so off, no, on and yes stay the
-    words the user typed (log.wandb=off, train.mixed_precision=no). Boolean keys accept them below."""
+    """YAML read as written. Booleans, numbers and nulls are YAML 1.2's: only true/false are
+    booleans, so off, no, on and yes stay the words the user typed (log.wandb=off,
+    train.mixed_precision=no; boolean keys accept them below); numbers have no 1.1 octal, sexagesimal,
+    '_' separators or dates. Every plain scalar comes back as _Typed(source text, reading), so a text
+    key takes the text typed (log.name: 0755 is '0755'). Keys come back as _Key (text and line), and
+    a key given twice in one mapping raises DuplicateKeyError (pyyaml#165). Merge keys (<<: *anchor)
+    work as in YAML 1.1: the mapping's own keys win over merged ones."""
+
+    def construct_object(self, node, deep=False):
+        value = super().construct_object(node, deep)
+        if isinstance(node, yaml.ScalarNode) and node.style is None and not isinstance(value, _Typed):
+            return _Typed(node.value, value)
+        return value
+
+    def construct_mapping(self, node, deep=False):
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep)  # PyYAML's own error, with its mark
+        self._check_unique(node)
+        mapping = super().construct_mapping(node, deep)  # folds merged keys in first; own keys win
+        lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+        out = {}
+        for key, value in mapping.items():
+            text = key.text if isinstance(key, _Typed) else str(key)
+            out[_Key(text, lines.get(text))] = value
+        return out
+
+    def _check_unique(self, node):
+        """Raise DuplicateKeyError for a key given twice in node, or in a mapping merged into it
+        (<<: {...}; PyYAML folds those in as nodes, never constructing them as mappings)."""
+        first = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for merged in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+                    if isinstance(merged, yaml.MappingNode):
+                        self._check_unique(merged)
+            elif isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in first:
+                    raise DuplicateKeyError(key_node.value, first[key_node.value], line, key_node.start_mark)
+                first[key_node.value] = line
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node)
+        if not _INT_12.match(text):  # only an explicit !!int tag gets here with other text
+            raise yaml.constructor.ConstructorError(None, None, f"not an integer: {text!r}", node.start_mark)
+        if text[:2] in ("0o", "0x"):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text)  # decimal, leading zeros too: 0755 is 755
+
+    def construct_yaml_float(self, node):
+        text = self.construct_scalar(node)
+        if not _FLOAT_12.match(text):
+            raise yaml.constructor.ConstructorError(None, None, f"not a number: {text!r}", node.start_mark)
+        return _float12(text)
 
 
+def _float12(text: str) -> float:
+    """A YAML 1.2 float's value (text matches _FLOAT_12): .inf, -.inf, .nan spelled YAML's way."""
+    low = text.lower()
+    if low.endswith(".inf"):
+        return -math.inf if low[0] == "-" else math.inf
+    return math.nan if low == ".nan" else float(text)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+_YAML11_ONLY = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                               list("tTfF"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_12, list("-+0123456789"))  # before float: 12 is an int
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
 def read_yaml(text_or_stream):
+    """YAML text or a stream, read as _Loader reads it, with plain values (each scalar's reading,
+    keys as text). Raises yaml.YAMLError; DuplicateKeyError for a key given twice."""
+    return _plain(_read_as_written(text_or_stream))
+
+
+def _read_as_written(text_or_stream):
+    """Like read_yaml, but plain scalars stay _Typed(text, reading) and keys _Key(text, line)."""
     return yaml.load(text_or_stream, Loader=_Loader)
+
+
+def _plain(value):
+    """value with every _Typed replaced by its reading and every key by plain text."""
+    if isinstance(value, _Typed):
+        return _plain(value.parsed)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,8 +199,9 @@ def choices_of(f: dataclasses.Field) -> tuple:
 
 @dataclass(frozen=True)
 class _Typed:
-    """A command-line value: the text as typed and its YAML reading. The key's type picks one, so
-    log.name=123 or run.dir=2024 stay the text typed while train.lr_g=1e-3 is a number."""
+    """A value as typed (on the command line, or a plain scalar in a config file) and its YAML
+    reading. The key's type picks one, so log.name=123, run.dir=2024_05 or log.project: 0755 stay the
+    text typed while train.lr_g=1e-3 is a number."""
     text: str
     parsed: object
 
@@ -129,7 +240,10 @@ class TrainConfig:
     lr_d: float = num(2e-4, gt=0)
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999], metadata={"range": Range(ge=0, lt=1)})
     loss: str = one_of("bce", lambda: tuple(LOSSES))  # bce: non-saturating, the paper's (train.losses)
-    augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout
+    augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout; or ada
+    ada_target: float = num(0.6, gt=0, lt=1)  # ADA: the r_t = E[sign(D(real))] that p is steered to (Karras et al. 2020)
+    ada_kimg: float = num(500.0, gt=0)  # ADA: p can travel from 0 to 1 in this many kimg
+    freeze_d: int = num(0, ge=0)  # FreezeD: D's first this many blocks keep their weights (fine-tuning); 0: none
     r1_gamma: float = num(0.0, ge=0)  # R1 gradient penalty weight on real images; 0: off
     r1_every: int = num(16, ge=1)  # lazy R1: apply the penalty every this many steps (scaled to match)
     aux_weight: float = num(1.0, ge=0)  # conditional D with a classifier head (d_condition *aux, *adc): its loss weight
@@ -152,6 +266,7 @@ class TrainConfig:
 class RunConfig:
     dir: str = "runs/demo"
     resume: str = "auto"  # auto | none | PATH to a checkpoint directory
+    init: Optional[str] = None  # fine-tune from: a run or checkpoint dir, an export, a Hub folder or repo id
 
 
 @dataclass
@@ -191,7 +306,11 @@ def _check_type(key: str, value, tp):
     """Return value converted to tp, or raise UserError naming the key."""
     if isinstance(value, _Typed):
         if tp is str:
+            if value.parsed is None and value.text == "":  # `dir:` with nothing after it in a file
+                raise UserError(f"{key}: expected str, got nothing")
             return value.text
+        if tp == List[str] and isinstance(value.parsed, (int, float)):  # model.labels=2024_05: as typed
+            return _check_type(key, value.text, tp)
         if typing.get_origin(tp) is not Union:
             return _check_type(key, value.parsed, tp)
     origin = typing.get_origin(tp)
@@ -211,9 +330,9 @@ def _check_type(key: str, value, tp):
     if origin in (list, List):
         (inner,) = typing.get_args(tp)
         if isinstance(value, str):  # train.betas=0.5,0.999 as well as [0.5, 0.999]; log.trackers=tensorboard
-            value = [read_yaml(part.strip()) for part in value.split(",")] if value.strip() else []
+            value = [_read_part(part.strip()) for part in value.split(",")] if value.strip() else []
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{key}: expected a list, got {value!r}")
+            raise UserError(f"{key}: expected a list, got {_shown(value)}")
         return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
@@ -226,36 +345,75 @@ def _check_type(key: str, value, tp):
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        # Quoted numbers ("2e-4") and nan/inf (refused by the range check, naming the key). Not
+        # Python's float() at large: it takes 1_000 and full-width digits, which YAML 1.2 does not.
+        if isinstance(value, str) and _FLOAT_12.match(value):
+            return _float12(value)
+        if isinstance(value, str) and _NONFINITE.match(value):
+            return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):  # name: 123 in a file
             return str(value)
-    raise UserError(f"{key}: expected {tp.__name__}, got {_shown(value)}")
+    hint = ""
+    if tp in (int, float) and isinstance(value, str) and _YAML11_NUMBER.match(value):
+        hint = " (numbers are YAML 1.2 decimals here: no 1:30 sexagesimal, no _ separators)"
+    raise UserError(f"{key}: expected {tp.__name__}, got {_shown(value)}{hint}")
+
+
+_NONFINITE = re.compile(r"^[-+]?(?:nan|inf|infinity)$", re.IGNORECASE)
+_YAML11_NUMBER = re.compile(r"^(?=.*[:_])[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])*(?:\.[0-9_]*)?$")  # 1:30, 1_000 (YAML 1.1)
+
+
+def _read_part(text: str):
+    """One item of a comma list typed on the command line (log.trackers=wandb,tensorboard), as written."""
+    try:
+        value = _read_as_written(text)
+    except yaml.YAMLError:
+        return _Typed(text, text)
+    return value if value is not None else _Typed(text, None)
 
 
 def _shown(value) -> str:
-    return repr(value.text if isinstance(value, _Typed) else value)
+    return repr(value.text if isinstance(value, _Typed) else _plain(value))
 
 
-def _apply(obj, data: dict, prefix: str = ""):
+def _apply(obj, data: dict, prefix: str = "", source: Optional[str] = None):
+    """Set obj's fields from data (nested dicts for sections). source: the config file data came
+    from; an error about one of its keys then starts 'FILE: line N: '."""
     hints = typing.get_type_hints(type(obj))
     for k, v in data.items():
         key = f"{prefix}{k}"
-        if k not in hints:
-            known = ", ".join(f"{prefix}{n}" for n in hints)
-            raise UserError(f"unknown config key '{key}' (known: {known})")
-        if dataclasses.is_dataclass(hints[k]):
-            if not isinstance(v, dict):
+        if k in hints and dataclasses.is_dataclass(hints[k]) and isinstance(v, dict):
+            _apply(getattr(obj, k), v, key + ".", source)
+            continue
+        try:
+            if k not in hints:
+                raise UserError(_unknown_key(key, prefix, hints))
+            if dataclasses.is_dataclass(hints[k]):
                 raise UserError(f"{key}: expected a section (mapping), got {_shown(v)}")
-            _apply(getattr(obj, k), v, key + ".")
-        else:
             setattr(obj, k, _check_type(key, v, hints[k]))
+        except UserError as err:
+            line = getattr(k, "line", None)
+            if source is None or line is None:
+                raise
+            raise UserError(f"{source}: line {line}: {err}") from None
+
+
+def _unknown_key(key: str, prefix: str, hints: dict) -> str:
+    """'unknown config key 'train.total_kimgs'; did you mean 'train.total_kimg'? (known: ...)': the
+    nearest name (difflib.get_close_matches) in the key's own section, else in any section
+    (model.total_kimg suggests train.total_kimg). Names are compared without their section, which
+    would make every key of a section look alike."""
+    known = [f"{prefix}{n}" for n in hints]
+    name = key[len(prefix):]
+    close = [f"{prefix}{n}" for n in difflib.get_close_matches(name, list(hints), n=1)]
+    if not close and prefix:
+        elsewhere = {f.name: k for k, f, _ in declared_fields(Config())}
+        close = [elsewhere[n] for n in difflib.get_close_matches(name, list(elsewhere), n=1)]
+    guess = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown config key '{key}'{guess} (known: {', '.join(known)})"
 
 
 def parse_override(text: str) -> dict:
@@ -264,10 +422,10 @@ def parse_override(text: str) -> dict:
         raise UserError(f"override '{text}': expected KEY=VALUE, e.g. train.total_kimg=5")
     key, raw = text.split("=", 1)
     try:
-        parsed = read_yaml(raw) if raw != "" else ""
+        parsed = _read_as_written(raw) if raw != "" else ""
     except yaml.YAMLError:
         parsed = raw
-    value = _Typed(raw, parsed)
+    value = _Typed(raw, parsed.parsed if isinstance(parsed, _Typed) else parsed)
     nested: dict = {}
     cur = nested
     parts = key.strip().split(".")
@@ -280,20 +438,40 @@ def parse_override(text: str) -> dict:
 def load_config(path: Optional[str] = None, overrides: List[str] = ()) -> Config:
     cfg = Config()
     if path:
-        try:
-            with open(path) as f:
-                data = read_yaml(f) or {}
-        except OSError as err:
-            raise UserError(f"--config {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise UserError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"--config {path}: expected a mapping of sections")
-        _apply(cfg, data)
+        data = _read_config_file(path)
+        _apply(cfg, data, source=path)
     for text in overrides:
         _apply(cfg, parse_override(text))
     validate(cfg)
     return cfg
+
+
+def _read_config_file(path: str) -> dict:
+    """A config file's sections, read as written (_Loader). Raises UserError with the file, line and
+    column of a YAML syntax error (yaml.MarkedYAMLError's problem_mark) or both lines of a key
+    given twice."""
+    try:
+        with open(path, "rb") as f:  # bytes: PyYAML detects UTF-8/16 and reports bad bytes as YAMLError
+            data = _read_as_written(f)
+    except OSError as err:
+        raise UserError(f"--config {path}: {err.strerror}") from None
+    except DuplicateKeyError as err:
+        raise UserError(f"{path}: line {err.line}: {err.problem}") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = err.problem or str(err).splitlines()[0]
+        if err.context and err.context_mark and err.context_mark is not mark:  # where the list, quote... began
+            problem = (f"{err.context} at line {err.context_mark.line + 1}, column {err.context_mark.column + 1}: "
+                       f"{problem}")
+        raise UserError(f"{path}: {where}not valid YAML ({problem})") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"--config {path}: expected a mapping of sections")
+    return data
 
 
 def declared_fields(cfg: "Config"):
@@ -317,6 +495,7 @@ def validate(cfg: Config) -> None:
     for i, name in enumerate(cfg.log.trackers):
         if name not in TRACKERS:
             raise UserError(f"log.trackers[{i}]: expected one of {', '.join(TRACKERS)}; got {name!r}")
+    check_names(cfg.log)  # log.project and log.name become folder names: never a path
     if len(cfg.train.betas) != 2:
         raise UserError(f"train.betas: expected two numbers in [0, 1), got {cfg.train.betas}")
     try:
