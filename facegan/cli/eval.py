@@ -58,6 +58,18 @@ METRICS = ("fid", "kid", "prdc")
 DEFAULT_METRICS = "fid,kid,prdc"
 
 
+def n_capped_note(image_set, n: int):
+    """The note said before any work when a dataset or folder holds fewer than --n images: what n
+    becomes and what that does to the numbers; None when n is met (generators always meet it)."""
+    have = image_set.shards.total if image_set.kind == "shards" else (
+        len(image_set.files) if image_set.kind == "folder" else None)
+    if have is None or have >= n:
+        return None
+    return (f"--n {n} capped at {have} for {image_set.describe}, which holds {have} images; FID is biased "
+            f"upward at small n, so compare it only with scores at n = {have} (pack with a larger "
+            f"--val-fraction, or score against the train split with --split train, for more)")
+
+
 @cli_entry("facegan-eval")
 def main(argv=None):
     args = build_parser().parse_args(argv)
@@ -82,6 +94,10 @@ def main(argv=None):
                          resolution=source.resolution if source.kind == "generator" else None)
     if args.nearest and ref.kind != "shards":
         raise UserError(f"--nearest: --ref {args.ref} must be a facegan shard dataset with train and val splits")
+    for side in (source, ref):
+        note = n_capped_note(side, args.n)
+        if note:
+            acc.print(f"facegan-eval: note: {note}")
     extractor = InceptionFeatures(args.inception_weights, log=acc.print).to(acc.device).eval()
     if args.nearest:
         from ..eval.memorization import run_nearest

@@ -4,16 +4,16 @@ sha256s in dataset.json), so they are computed once and never outlive the data t
 
 import contextlib
 import os
-import sys
+import warnings
 from typing import Optional
 
 import torch
-from tqdm import tqdm
 
 from ..data.loader import eval_loader
 from ..data.shardset import ShardSet
 from ..data.manifest import DERIVED_PREFIXES
 from ..errors import UserError
+from ..progress import progress
 from ..io import save_safetensors_atomic
 from ..train.distributed import rank_world
 from .features import extractor_id
@@ -52,14 +52,19 @@ def _load_cache(path: str, content: str):
 
 
 @torch.no_grad()
-def extract(extractor, batches, device, accelerator=None, desc="features", merge=None) -> torch.Tensor:
+def extract(extractor, batches, device, accelerator=None, desc="features", merge=None,
+            total: int = None) -> torch.Tensor:
     """Features of uint8 batches; with several processes, each rank's share is gathered.
 
     merge(parts) -> tensor puts the ranks' rows (a list, rank by rank) into sample order
-    (merge_blocks); by default they stay rank by rank."""
+    (merge_blocks); by default they stay rank by rank. total: the images this rank embeds, for the
+    progress bar's ETA (facegan.progress: a bar in a terminal, a line every so often in a log)."""
     quiet = accelerator is not None and not accelerator.is_main_process
-    bar = tqdm(batches, desc=desc, unit="batch", disable=True if quiet else None, file=sys.stderr, leave=False)
-    feats = [extractor(b.to(device)).float() for b in bar]
+    feats = []
+    with progress(total=total, desc=f"Inception features: {desc}", unit="img", disable=quiet) as bar:
+        for b in batches:
+            feats.append(extractor(b.to(device)).float())
+            bar.update(b.shape[0])
     local = torch.cat(feats) if feats else torch.zeros(0, extractor.num_features, device=device)
     if accelerator is not None and accelerator.num_processes > 1:
         local = (merge or torch.cat)(_gather_ragged(accelerator, local))
@@ -121,8 +126,9 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
                 with contextlib.suppress(OSError):
                     os.remove(f)
     rank, world = rank_world(accelerator)
+    mine = sum(b - a for a, b in blocks_of(min(n, shards.total or n), batch_size, rank, world))
     feats = extract(extractor, eval_loader(shards, batch_size, rank, world, limit=n), device, accelerator,
-                    desc=f"reference {split}", merge=merge_blocks(n, batch_size))
+                    desc=f"reference {split}", merge=merge_blocks(n, batch_size), total=mine)
     if feats.shape[0] == 0:
         raise UserError(f"the reference {split} split holds no images")
     if path and (accelerator is None or accelerator.is_main_process):
@@ -171,8 +177,12 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, metrics=("fid", "kid"), kid_
         out["fid"] = max(float(fid.compute()), 0.0) + 0.0
     if "kid" in metrics:
         subset = min(kid_subset, real.shape[0], fake.shape[0])
-        kid = KernelInceptionDistance(feature=Passthrough(dim), subset_size=subset, subsets=100,
-                                      sync_on_compute=False)
+        with warnings.catch_warnings():
+            # torchmetrics warns that KID keeps every feature in memory: here they are already in
+            # memory, precomputed, so the warning tells a user nothing they can act on.
+            warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
+            kid = KernelInceptionDistance(feature=Passthrough(dim), subset_size=subset, subsets=100,
+                                          sync_on_compute=False)
         kid.update(real.double(), real=True)
         kid.update(fake.double(), real=False)
         with torch.random.fork_rng(devices=[]):

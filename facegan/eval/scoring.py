@@ -27,7 +27,9 @@ def generated_features(G, n: int, extractor, device, seed: int = 12345, batch_si
     c = conditions_for(G, n, seed)  # a conditional G: labels drawn as the data has them (its bank)
     batches = (generate(G, z[a:b], batch_size, None if c is None else c[a:b])
                for a, b in blocks_of(n, batch_size, rank, world))
-    return extract(extractor, batches, device, accelerator, desc="generated", merge=merge_blocks(n, batch_size))
+    mine = sum(b - a for a, b in blocks_of(n, batch_size, rank, world))
+    return extract(extractor, batches, device, accelerator, desc="generated", merge=merge_blocks(n, batch_size),
+                   total=mine)
 
 
 def open_reference(ref: str, split: str, resolution: int):
