@@ -253,7 +253,7 @@ class TrainConfig:
     sample_every_kimg: float = num(10.0, ge=0)  # 0: only at the start and the end
     keep_checkpoints: int = num(3, ge=1)
     ema: Union[float, str] = num(10.0, ge=0)  # half-life in kimg (>= 1 or "0.5kimg"), a beta in (0, 1), or 0: off
-    ema_rampup: float = num(0.0, ge=0, le=1)  # half-life at most this fraction of the images seen (StyleGAN2-ADA: 0.05); 0: off
+    ema_rampup: float = num(0.05, ge=0, le=1)  # half-life at most this fraction of the images seen (StyleGAN2-ADA's 0.05); 0: off
     mixed_precision: str = one_of("auto", ("auto", "no", "fp16", "bf16"))
     seed: int = num(0, ge=0)
     sync_batchnorm: bool = False  # SyncBatchNorm on multi-GPU CUDA
@@ -557,7 +557,10 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def dump_config(cfg: Config, path: str) -> None:
+def dump_config(cfg: Config, path: str, notes=()) -> None:
+    """The resolved config as YAML; notes (what was chosen for the user, as the run printed them)
+    lead it as comments, so the file still loads as the config it is."""
     from .io import write_text_atomic
 
-    write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    header = "".join(f"# {line}\n" for note in notes for line in str(note).splitlines())
+    write_text_atomic(path, header + yaml.safe_dump(to_dict(cfg), sort_keys=False))

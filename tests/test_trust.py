@@ -398,3 +398,17 @@ def test_ema_rampup_lets_a_short_run_follow_g(cartoon_shards, tmp_path):
         gaps[rampup] = sum(float((p - g0[k]).float().norm()) for k, p in res.G_ema.state_dict().items()
                            if p.is_floating_point())
     assert gaps[0.05] < 0.2 * gaps[0.0], gaps
+
+
+def test_every_recipe_with_an_ema_ramps_it_up():
+    """The grids, exports and scores of a short run must show what G learned, in every recipe."""
+    import glob
+
+    from facegan.config import load_config
+
+    recipes = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+    assert recipes
+    for path in recipes:
+        t = load_config(path).train
+        assert t.ema == 0 or t.ema_rampup > 0, f"{os.path.basename(path)}: EMA without ramp-up"
+    assert load_config(None).train.ema_rampup == 0.05  # the default too
