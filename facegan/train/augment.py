@@ -5,6 +5,10 @@ so D cannot overfit a small dataset and G is not taught to make augmented-lookin
 Policies, as in the paper's reference code: color (brightness, saturation, contrast),
 translation (shift by up to 1/8 of the side, zero padding), cutout (a zeroed square of half the side).
 Inputs are in [-1, 1]; every op works on a whole batch at once on the device.
+
+train.augment=ada instead steers the augmentation of every image D sees by D's overfitting
+(facegan.train.ada, with the pipeline of facegan.train.augment_pipe); it is not combined with
+these policies.
 """
 
 import torch
@@ -13,14 +17,22 @@ import torch.nn.functional as F
 POLICIES = ("color", "translation", "cutout")
 
 
+ADA = "ada"
+
+
 def parse_policy(text: str) -> tuple:
-    """'color,translation,cutout' -> ('color', 'translation', 'cutout'); 'none' or '' -> ()."""
+    """'color,translation,cutout' -> ('color', 'translation', 'cutout'); 'none' or '' -> ();
+    'ada' -> ('ada',). ValueError for an unknown name or ada among DiffAugment policies."""
     if text is None or text.strip().lower() in ("", "none", "off"):
         return ()
     names = tuple(p.strip().lower() for p in text.split(",") if p.strip())
+    if ADA in names:
+        if len(names) > 1:
+            raise ValueError("ada steers its own set of augmentations; give it alone (train.augment=ada)")
+        return names
     bad = [p for p in names if p not in POLICIES]
     if bad:
-        raise ValueError(f"unknown augmentation {', '.join(bad)}; choose from {', '.join(POLICIES)} or none")
+        raise ValueError(f"unknown augmentation {', '.join(bad)}; choose from {', '.join(POLICIES)}, ada or none")
     return names
 
 

@@ -4,7 +4,8 @@ checkpoints/step-NNNNNNNN/
   G.safetensors, G_ema.safetensors, D.safetensors   state dicts, architecture in the metadata
   opt_G.safetensors, opt_D.safetensors             optimizer state flattened; param groups as JSON
   rng.safetensors                                  python/numpy/torch/device RNG of every rank
-  state.json                                       step, images seen, scaler, wandb id, sha256s
+  state.json                                       step, images seen, scaler, wandb id, sha256s,
+                                                   ADA's p and statistics (train.augment=ada)
 """
 
 import json
@@ -81,7 +82,11 @@ def load_optimizer(opt, path: str) -> None:
         for k, v in g.items():
             if k != "params" and isinstance(v, list):
                 g[k] = tuple(v)
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    try:
+        opt.load_state_dict({"state": state, "param_groups": groups})
+    except ValueError as err:  # another parameter count, e.g. train.freeze_d changed since it was written
+        raise UserError(f"{path}: optimizer state does not fit this run's parameters ({err}); "
+                        f"train.freeze_d must stay as it was when the checkpoint was written") from None
 
 
 # ---------------------------------------------------------------- RNG states

@@ -67,6 +67,7 @@ class Checkpointer:
         rng = {r: dict(zip(names, tensors)) for r, (names, tensors) in
                enumerate(gather_rng(self.rt.accelerator, self.rt.device))}
         totals = self.clock.totals(data_totals(self.rt, self.loader.counts))  # collective
+        ada = {"ada": n.ada.state_dict()} if getattr(n, "ada", None) is not None else {}  # collective
         path = None
         if self.rt.is_main:
             scaler = self.rt.accelerator.scaler
@@ -75,7 +76,7 @@ class Checkpointer:
                 {"opt_G": n.opt_G, "opt_D": n.opt_D}, n.arch,
                 {"images_seen": images_seen, "scaler": scaler.state_dict() if scaler is not None else None,
                  "wandb_id": self.wandb_id, "dataset": self.cfg.data.shards, "kimg": images_seen / 1000,
-                 "device": self.rt.description, **totals},
+                 "device": self.rt.description, **totals, **ada},
                 rng, self.cfg.train.keep_checkpoints)
         self.rt.accelerator.wait_for_everyone()
         self.last_step = step

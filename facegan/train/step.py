@@ -9,16 +9,13 @@ from ..models.conditioning import adc_loss, aux_loss, balanced_conditions
 from .losses import d_loss, g_loss, r1_penalty
 
 
-def requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-
 class GANStep:
     """D step on real and fake as separate batches, then G step with D frozen, then EMA.
 
-    loss: bce | hinge | lsgan. augment: DiffAugment policy applied to every image D sees.
+    loss: bce | hinge | lsgan. augment: DiffAugment policy applied to every image D sees; or
+    ada: an AdaController (facegan.train.ada) whose pipeline augments every image D sees (reals
+    and fakes, in D's step and in G's) with its probability p, steered by D's real logits.
+    Only D's inputs are augmented: G_ema and the sample grids never see the pipeline.
     r1_gamma > 0: lazy R1 on real images every r1_every steps, weighted by r1_every so its
     average strength equals a penalty applied each step (Karras et al., 2020).
     fake_labels (conditional GANs): "data" generates each step's fakes with the real batch's
@@ -30,12 +27,19 @@ class GANStep:
 
     def __init__(self, accelerator, G, D, opt_G, opt_D, G_ema, ema_beta: float, nz: int, loss: str = "bce",
                  augment: tuple = (), r1_gamma: float = 0.0, r1_every: int = 16, aux_weight: float = 1.0,
-                 fake_labels: str = "data"):
+                 fake_labels: str = "data", ada=None):
         self.acc, self.G, self.D, self.opt_G, self.opt_D = accelerator, G, D, opt_G, opt_D
         self.G_raw = accelerator.unwrap_model(G, keep_torch_compile=False)
         self.D_raw = accelerator.unwrap_model(D, keep_torch_compile=False)
         self.G_ema, self.beta, self.nz = G_ema, ema_beta, nz
         self.loss, self.augment, self.r1_gamma, self.r1_every = loss, tuple(augment), r1_gamma, max(1, r1_every)
+        self.ada = ada
+        if "ada" in self.augment:
+            if ada is None:
+                raise ValueError("augment=ada needs the ADA controller (ada=facegan.train.ada.AdaController)")
+            self.augment = ()
+        # D's parameters the D step trains: all of them, less those frozen before (train.freeze_d)
+        self.d_params = [p for p in self.D_raw.parameters() if p.requires_grad]
         self.steps = 0  # for the lazy R1 cadence; set by the trainer on resume
         self.condition = getattr(self.D_raw, "condition", None)
         self.aux = getattr(self.D_raw, "classify", None) is not None  # AC-GAN's auxiliary classifier
@@ -61,7 +65,13 @@ class GANStep:
         return balanced_conditions(self.condition, cond.shape[0], cond.device).to(cond.dtype)
 
     def _aug(self, x):
+        if self.ada is not None:
+            return self.ada.augment(x)
         return diff_augment(x, self.augment) if self.augment else x
+
+    def _train_d(self, flag: bool) -> None:
+        for p in self.d_params:
+            p.requires_grad_(flag)
 
     def __call__(self, real: torch.Tensor, cond: torch.Tensor = None):
         """One D step and one G step (then EMA) on a real batch: float (N, 3, H, W) in [-1, 1] on
@@ -79,7 +89,7 @@ class GANStep:
             real = real.detach().requires_grad_(True)
 
         # D step, through the DDP-wrapped D (its gradients are averaged across ranks).
-        requires_grad(self.D_raw, True)
+        self._train_d(True)
         with acc.autocast():
             fake = self._G(z, cond_fake)
             aux = self.aux and cond is not None
@@ -101,9 +111,11 @@ class GANStep:
         self.opt_D.zero_grad(set_to_none=True)
         acc.backward(total_D)
         self.opt_D.step()
+        if self.ada is not None:  # r_t: D's verdict on the (augmented) reals it just trained on
+            self.ada.accumulate(logits_real)
 
         # G step: D frozen and called unwrapped (no DDP reduction for D, no stale D grads).
-        requires_grad(self.D_raw, False)
+        self._train_d(False)
         with acc.autocast():
             out = self._D(self.D_raw, self._aug(fake), cond_fake, aux)
             if not aux:
@@ -117,4 +129,6 @@ class GANStep:
         self.opt_G.step()
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G_raw, self.beta)
+        if self.ada is not None:
+            self.ada.step()  # every ADA_INTERVAL steps: r_t over all ranks moves p
         return loss_D.detach(), loss_G.detach(), logits_real.detach(), logits_fake.detach()

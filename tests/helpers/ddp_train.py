@@ -32,4 +32,5 @@ it = iter(train_loader(resolve_shards(cfg.data.shards, "train", cfg.model.resolu
 seen = [hashlib.sha1(img.numpy().tobytes()).hexdigest() for _ in range(result.step) for img in next(it)]
 with open(f"{out_prefix}{state.process_index}.json", "w") as f:
     json.dump({"G": digest(result.G), "D": digest(result.D), "G_ema": digest(result.G_ema),
-               "step": result.step, "seen": seen, "world": state.num_processes}, f)
+               "step": result.step, "seen": seen, "world": state.num_processes,
+               "ada_p": result.ada.p if result.ada is not None else None}, f)
