@@ -73,6 +73,11 @@ def test_a_shard_lost_within_the_budget_trains_with_a_note(copy_of, tmp_path):
     assert r.returncode == 0, r.stderr[-1500:]
     assert f"1 of {n} shards missing (64 of {n * 64} training images" in r.stdout
     assert victim in r.stdout
+    # What was chosen for the user stays with the run: config.yaml leads with it, as comments.
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert config.startswith("# ") and f"# facegan: note: 1 of {n} shards missing" in config
+    from facegan.config import load_config
+    assert load_config(str(tmp_path / "run" / "config.yaml")).data.max_bad_fraction == 0.2  # still loads
 
 
 def test_a_shard_that_vanishes_during_training_stops_the_loader_naming_it(copy_of):

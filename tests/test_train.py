@@ -109,6 +109,9 @@ def test_sigterm_checkpoints_and_resumes(cartoon_shards, tmp_path):
     assert "stop requested" in out
     path, state = ckpt.find_resumable(str(tmp_path / "checkpoints"))
     assert path and state["step"] >= 2
+    # The grid a user opens after a stop shows the stop's step, and the run names it.
+    grid = os.path.join(tmp_path, "samples", f"fakes-kimg{state['images_seen'] / 1000:010.3f}.png")
+    assert f"Newest sample grid: {grid}" in out and os.path.exists(grid)
     r = train_cli(cartoon_shards, tmp_path, kimg(state["step"] + 2))
     assert r.returncode == 0 and f"(step {state['step']}," in r.stdout
 
@@ -138,6 +141,8 @@ def test_non_finite_loss_stops_naming_the_step(cartoon_shards, tmp_path):
     r = train_cli(cartoon_shards, tmp_path, kimg(40), "train.lr_d=1e30", "train.lr_g=1e30")
     assert r.returncode == 1, r.stderr[-2000:]
     assert "non-finite loss at step" in r.stderr and good[0] in r.stderr
+    named = [line.rsplit(": ", 1)[1] for line in r.stdout.splitlines() if "sample grid at the stop" in line]
+    assert len(named) == 1 and os.path.exists(named[0])  # the grid of the moment it went wrong
     assert ckpt.list_checkpoints(str(tmp_path / "checkpoints")) == good
     ckpt.verify(good[0])
 

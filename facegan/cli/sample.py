@@ -175,7 +175,10 @@ def main(argv=None):
               f"other labels drawn as in the training data")
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
-        for path, im in zip(_outdir_names(args), images):
+        from ..progress import progress
+
+        for path, im in progress(list(zip(_outdir_names(args), images)), desc="writing images", unit="img",
+                                 disable=len(images) < 200):  # a few images take no time to say
             save_image(zoom(im, args.zoom), path)
         print(f"facegan-sample: wrote {len(images)} images to {args.outdir}")
     if args.out:

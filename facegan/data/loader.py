@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import random
 import signal
+import warnings
 from typing import Optional
 
 import torch
@@ -27,6 +28,10 @@ from .shardset import ShardSet, resolve_shards  # noqa: F401 (resolve_shards: pa
 from .health import BadData, Counts, Tracker, reason_of
 from .decode import decode_hwc, decoded_batch, image_size
 from .shard_reader import STALL_S, shard_samples
+
+# torch warns, at every iter(), when loader workers outnumber the cores; the trainer says that once
+# in its own words (train/preflight.py), so the warning would only repeat it, less clearly.
+warnings.filterwarnings("ignore", message=r"This DataLoader will create \d+ worker processes in total")
 
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "npy", "bmp")
 MAX_PIXELS = 4096 * 4096  # for samples of unknown resolution (bare URLs without model.resolution)

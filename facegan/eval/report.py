@@ -7,6 +7,7 @@ import os
 from PIL import Image
 
 from ..io import atomic_path, write_text_atomic
+from ..progress import progress
 from ..train.samples import list_fakes
 from ..train.tracking import read_metrics
 from .video import available as video_available
@@ -46,7 +47,7 @@ def _progress_frames(samples_dir: str, max_frames: int, size: int) -> list:
     if picked[-1] != grids[-1]:
         picked.append(grids[-1])
     frames = []
-    for f in picked:
+    for f in progress(picked, desc="report: reading grids", unit="grid", disable=len(picked) < 50):
         with Image.open(os.path.join(samples_dir, f)) as im:
             im = im.convert("RGB")
             if max(im.size) > size:
@@ -84,8 +85,9 @@ def progress_mp4(samples_dir: str, path: str, max_frames: int = 300, size: int =
 
 
 def write_report(run_dir: str, mp4=None) -> dict:
-    """Write losses.png, d_outputs.png, fid.png (when FID was logged), progress.gif, report.html, and
-    progress.mp4 when mp4 is True, or when it is None and imageio-ffmpeg is installed."""
+    """Write losses.png, d_outputs.png, fid.png (when FID was logged), ada.png (train.augment=ada),
+    progress.gif, report.html, and progress.mp4 when mp4 is True, or when it is None and
+    imageio-ffmpeg is installed."""
     rows = [r for r in read_metrics(os.path.join(run_dir, "metrics.jsonl")) if "kimg" in r]
     out = {}
     train_rows = [r for r in rows if "loss_D" in r]
@@ -98,6 +100,11 @@ def write_report(run_dir: str, mp4=None) -> dict:
     if fid_rows:
         out["fid"] = os.path.join(run_dir, "fid.png")
         _plot(fid_rows, [[("fid", "FID")]], out["fid"], "FID over training", "FID")
+    ada_rows = [r for r in rows if "ada_p" in r]
+    if ada_rows:  # train.augment=ada: the augmentation probability and the overfitting signal steering it
+        out["ada"] = os.path.join(run_dir, "ada.png")
+        _plot(ada_rows, [[("ada_p", "p")], [("ada_rt", "r_t = E[sign(D(real))]")]], out["ada"],
+              "Adaptive augmentation: p and r_t", "value")
     samples = os.path.join(run_dir, "samples")
     if os.path.isdir(samples) and progress_gif(samples, os.path.join(run_dir, "progress.gif")):
         out["progress"] = os.path.join(run_dir, "progress.gif")
@@ -110,13 +117,26 @@ def write_report(run_dir: str, mp4=None) -> dict:
     return out
 
 
+def _throughput(rows) -> str:
+    """Images per second over the whole run (kimg over the wall-clock seconds metrics.jsonl records
+    across resumes, start-up and checkpoints included), and the last status interval's, labeled:
+    one interval's figure swings with the machine and says little about the run."""
+    if not rows:
+        return "-"
+    last = rows[-1]
+    wall = last.get("wall_s")
+    run = f"{1000 * last['kimg'] / wall:.0f} img/s over the run" if wall else None
+    interval = f"{last.get('img_per_s', 0):.0f} img/s in the last interval"
+    return f"{run} ({interval})" if run else interval
+
+
 def _write_html(run_dir, out, train_rows, fid_rows, grids):
     last = train_rows[-1] if train_rows else {}
     best = min(fid_rows, key=lambda r: r["fid"]) if fid_rows else None
     facts = [("images seen", f"{last.get('kimg', 0):.1f} kimg"), ("steps", last.get("step", "-")),
              ("last loss D / G", f"{last.get('loss_D', float('nan')):.3f} / {last.get('loss_G', float('nan')):.3f}"
               if last else "-"),
-             ("throughput", f"{last.get('img_per_s', 0):.0f} img/s" if last else "-"),
+             ("throughput", _throughput(train_rows)),
              ("best FID", f"{best['fid']:.2f} at {best['kimg']:.1f} kimg" if best else "not measured")]
     config = ""
     cfg_path = os.path.join(run_dir, "config.yaml")
@@ -126,7 +146,7 @@ def _write_html(run_dir, out, train_rows, fid_rows, grids):
     rel = lambda p: html.escape(os.path.relpath(p, run_dir))
     imgs = []
     for key, caption in (("progress", "Fixed-noise samples over training"), ("losses", "Losses"),
-                         ("fid", "FID")):
+                         ("fid", "FID"), ("ada", "Adaptive augmentation (ADA): p and r_t")):
         if key in out:
             imgs.append(f'<figure><img src="{rel(out[key])}"><figcaption>{caption}</figcaption></figure>')
         if key == "progress" and "progress_mp4" in out:

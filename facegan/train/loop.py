@@ -18,6 +18,8 @@ from ..data.loader import label_bank, train_loader
 from ..io import atomic_path
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
+from . import finetune
+from .ada import ada_from_config, small_data_note
 from .augment import parse_policy
 from .checkpointer import Checkpointer, NonFiniteLoss, RunClock, average_buffers
 from .distributed import agree_on_path
@@ -44,6 +46,7 @@ class TrainResult:
     G: torch.nn.Module
     G_ema: torch.nn.Module
     D: torch.nn.Module
+    ada: object = None  # the AdaController of train.augment=ada (its p), else None
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Nets:
     arch: dict
     G_raw: torch.nn.Module = None
     D_raw: torch.nn.Module = None
+    ada: object = None  # AdaController (train.augment=ada)
 
 
 @dataclass
@@ -80,18 +84,26 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     an architecture that differs from the checkpoint's), NonFiniteLoss when a loss goes NaN/inf,
     and torch's RuntimeError when a collective fails (a rank died or stalled).
     """
-    shards = preflight(cfg)  # every check that can refuse the run, before anything is written
+    # Every check that can refuse the run, before anything is written; what it chose for the user
+    # (workers lowered, shards missing within the budget) is said once the log is open, and kept
+    # in config.yaml.
+    chosen: list = []
+    shards = preflight(cfg, log=chosen.append)
+    init = finetune.preflight_finetune(cfg, training_condition(cfg, shards))  # run.init, train.freeze_d
     rt = setup_runtime(cfg)
     lock = lock_run_dir(rt, cfg.run.dir)
     log = RunLog(os.path.join(cfg.run.dir, "log.txt"), rt.is_main)
     try:
-        for line in rt.notes:
+        chosen += [line for line in rt.notes + [small_data_note(shards.total, cfg.train.augment,
+                                                                  cfg.train.ada_target)] if line]
+        for line in chosen:
             rt.accelerator.print(line)
-        _prepare_run_dir(cfg, rt)
+        _prepare_run_dir(cfg, rt, chosen)
         condition = training_condition(cfg, shards)
         nets = _build_nets(cfg, rt, shards, condition)
         resume_path, state = _resume_target(cfg, rt)
-        progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state)
+        progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state, init)
+        nets.ada = ada_from_config(cfg.train, rt.device, state, rt.rank)
         _prepare_for_devices(cfg, rt, nets)
         loader = _make_loader(cfg, rt, shards, progress.step, condition)
         # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
@@ -108,8 +120,19 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
             samples.write_reals(shards)
             samples.write(progress)
         evaluator = make_evaluator(cfg, rt.accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
-        status = StatusMeter(rt, metrics, clock, progress.images_seen)
-        stopped = _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, samples, evaluator, metrics)
+        status = StatusMeter(rt, metrics, clock, progress.images_seen, int(cfg.train.total_kimg * 1000))
+        status.ada = nets.ada
+        try:
+            stopped = _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, samples, evaluator,
+                            metrics)
+        except NonFiniteLoss:
+            # The grid of the moment it went wrong: often what shows how (collapse, saturation).
+            grid = samples.write(progress)
+            if grid:
+                rt.accelerator.print(f"facegan: sample grid at the stop (step {progress.step}): {grid}")
+            raise
+        finally:
+            status.close()
         return _finish(cfg, rt, nets, progress, checkpointer, status, samples, stopped, on_finish)
     finally:
         log.close()
@@ -120,11 +143,11 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 # ---------------------------------------------------------------- stages
 
 
-def _prepare_run_dir(cfg, rt: Runtime) -> None:
+def _prepare_run_dir(cfg, rt: Runtime, notes=()) -> None:
     if rt.is_main:
         os.makedirs(os.path.join(cfg.run.dir, "samples"), exist_ok=True)
         with atomic_path(os.path.join(cfg.run.dir, "config.yaml")) as tmp:
-            dump_config(cfg, tmp)
+            dump_config(cfg, tmp, notes)
 
 
 def _build_nets(cfg, rt: Runtime, shards, condition) -> Nets:
@@ -137,11 +160,13 @@ def _build_nets(cfg, rt: Runtime, shards, condition) -> Nets:
     if cfg.train.sync_batchnorm and rt.world > 1 and rt.kind == "cuda":
         G, D = (torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
     G, D = G.to(memory_format=rt.memory_format), D.to(memory_format=rt.memory_format)
+    finetune.freeze_d(D, cfg.train.freeze_d)  # FreezeD: those blocks stay out of D's optimizer
     betas = tuple(cfg.train.betas)
     fused = {"fused": True} if rt.kind == "cuda" else {}
     return Nets(G, D, make_ema(G).to(rt.device),
                 torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=betas, **fused),
-                torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=betas, **fused),
+                torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=cfg.train.lr_d, betas=betas,
+                                 **fused),
                 architecture(cfg.model, condition))
 
 
@@ -159,11 +184,18 @@ def _resume_target(cfg, rt: Runtime):
     return mode, ckpt.verify(mode)
 
 
-def _load_state(cfg, rt: Runtime, nets: Nets, path, state):
-    """Weights and optimizer state into the plain modules, before prepare(). Returns
-    (Progress, wandb run id or None)."""
+def _load_state(cfg, rt: Runtime, nets: Nets, path, state, init=None):
+    """Weights and optimizer state into the plain modules, before prepare(); without a checkpoint
+    of this run, run.init's weights (init) with fresh optimizers. Returns (Progress, wandb run id or None)."""
     if not path:
+        if init is None and not finetune.is_off(cfg.run.init):  # expected a resume, found none usable
+            init = finetune.check_init(cfg.run.init, nets.arch)
+        if init is not None:
+            what = finetune.load_init(init, nets.G, nets.G_ema, nets.D)
+            rt.accelerator.print(f"facegan: fine-tuning from {init.source}: {what}; optimizers and step start fresh")
         return Progress(), None
+    if not finetune.is_off(cfg.run.init):
+        rt.accelerator.print(f"facegan: note: run.init={cfg.run.init} ignored: the run resumes from its own checkpoint")
     ckpt.load_checkpoint(path, state, {"G": nets.G, "G_ema": nets.G_ema, "D": nets.D},
                          {"opt_G": nets.opt_G, "opt_D": nets.opt_D}, nets.arch)
     for opt, lr in ((nets.opt_G, cfg.train.lr_g), (nets.opt_D, cfg.train.lr_d)):  # the config's lr wins
@@ -230,7 +262,7 @@ def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, sample
     total_images = int(t.total_kimg * 1000)
     gan_step = GANStep(rt.accelerator, nets.G, nets.D, nets.opt_G, nets.opt_D, nets.G_ema, 0.0, cfg.model.nz,
                        loss=t.loss, augment=parse_policy(t.augment), r1_gamma=t.r1_gamma, r1_every=t.r1_every,
-                       aux_weight=t.aux_weight, fake_labels=t.fake_labels)
+                       aux_weight=t.aux_weight, fake_labels=t.fake_labels, ada=nets.ada)
     gan_step.steps = progress.step  # the lazy-R1 cadence continues across a resume
     stopped = False
     with StopSignal() as stop:
@@ -276,17 +308,18 @@ def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, sample
 
 def _finish(cfg, rt, nets, progress, checkpointer, status, samples, stopped, on_finish) -> TrainResult:
     newest = checkpointer.newest(progress.step, progress.images_seen)
-    if not stopped:
-        samples.write(progress)
+    grid = samples.write(progress)  # however the run ends: the grid a user opens shows this moment
     if rt.is_main:
         if on_finish is not None:
             on_finish(cfg.run.dir)
-        rt.accelerator.print(f"facegan: done at step {progress.step} ({progress.images_seen / 1000:.1f} kimg). "
-                             f"Newest sample grid: {samples.newest()}")
+        how = "stopped" if stopped else "done"
+        rt.accelerator.print(f"facegan: {how} at step {progress.step} ({progress.images_seen / 1000:.1f} kimg). "
+                             f"Newest sample grid: {grid} (this step's)")
         rt.accelerator.print(f"facegan: newest checkpoint: {newest}")
         last = status.last
         if last and last["data_bad"]:
             rt.accelerator.print(f"facegan: bad data skipped: {last['data_bad']} of {last['data_read']} "
                                  f"samples read (data_bad in metrics.jsonl)")
     rt.accelerator.end_training()
-    return TrainResult(newest, progress.step, progress.images_seen, stopped, nets.G_raw, nets.G_ema, nets.D_raw)
+    return TrainResult(newest, progress.step, progress.images_seen, stopped, nets.G_raw, nets.G_ema, nets.D_raw,
+                       nets.ada)

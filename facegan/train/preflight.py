@@ -127,6 +127,11 @@ def _fit_data(cfg: Config, shards: ShardSet, world: int, log) -> None:
                         f"{len(shards.urls)} shard(s), which do not give each of {world} processes one batch "
                         f"of {per_rank} (train.batch_size={batch}); use a smaller batch or repack with "
                         f"smaller --shard-size")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cfg.data.workers * world > cores:
+        log(f"facegan: note: data.workers={cfg.data.workers} per process ({cfg.data.workers * world} loader "
+            f"processes) for {cores} usable CPU cores: they compete with training for the cores; "
+            f"fewer may be faster")
     workers = cfg.data.workers
     while workers > 1 and min(_slot_shares(shards, per_rank, world, workers)) < per_rank:
         workers -= 1

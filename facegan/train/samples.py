@@ -101,13 +101,19 @@ class SampleWriter:
         if reals is not None:
             save_grid(reals[:GRID], os.path.join(self.dir, "reals.png"))
 
-    def write(self, progress) -> None:
+    def write(self, progress):
+        """The fixed-noise grid of this moment (main process; path, None elsewhere). Written once
+        per step: a run ending on a sample boundary does not draw it twice."""
         if not self.rt.is_main:
-            return
+            return None
+        path = os.path.join(self.dir, f"{FAKES_PREFIX}{progress.images_seen / 1000:010.3f}.png")
+        if getattr(self, "_last_step", None) == progress.step and os.path.exists(path):
+            return path
         self.G_ema.eval()
-        grid = save_grid(generate(self.G_ema, self.z, c=self.c),
-                         os.path.join(self.dir, f"{FAKES_PREFIX}{progress.images_seen / 1000:010.3f}.png"))
+        grid = save_grid(generate(self.G_ema, self.z, c=self.c), path)
         log_grid(self.rt.accelerator, grid, progress.step)
+        self._last_step = progress.step
+        return path
 
     def newest(self) -> str:
         grids = list_fakes(self.dir)
