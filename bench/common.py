@@ -58,13 +58,16 @@ def make_jpeg_folder(root: str, n: int, size=(178, 218)) -> str:
     return root
 
 
-def ensure_synthetic_shards(path: str, images: int, size: int) -> None:
-    """Packs `images` synthetic cartoon faces (with their labels) at size x size into path, 10% of
-    them as a val split so FID has reference images; nothing when path already holds a dataset."""
+def ensure_synthetic_shards(path: str, images: int, size: int, val_fraction: float = 0.1,
+                            shard_size: int = None) -> None:
+    """Packs `images` synthetic cartoon faces (with their labels) at size x size into path,
+    val_fraction of them (10%) as a val split so FID has reference images, in shards of shard_size
+    (facegan-shard's default when None); nothing when path already holds a dataset."""
     if os.path.exists(os.path.join(path, "dataset.json")):
         return
     subprocess.run([sys.executable, "-m", "facegan.cli.shard", "synthetic:cartoon", "--out", path, "--size",
-                    str(size), "--limit", str(images), "--val-fraction", "0.1", "--overwrite"], check=True, cwd=ROOT)
+                    str(size), "--limit", str(images), "--val-fraction", str(val_fraction), "--overwrite",
+                    *(["--shard-size", str(shard_size)] if shard_size else [])], check=True, cwd=ROOT)
 
 
 def train_run(name: str, run_dir: str, config: str, shards: str, kimg: float, seed: int, overrides: list) -> tuple:

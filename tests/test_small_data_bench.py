@@ -1,0 +1,36 @@
+"""bench/small_data.py end to end in its --quick mode: the pack's nested training sets, runs
+trained and scored against the one val split, ADA's final p, the img/s cost."""
+
+import json
+import os
+
+from conftest import ROOT, load_bench, run_cli
+
+
+def test_training_sets_are_the_packs_first_shards(cartoon_shards):
+    bench = load_bench("small_data")
+    first = bench.training_shards(cartoon_shards, 64)  # the fixture's shards hold 64 images each
+    assert first.count("::") == 0 and first.endswith(".tar")
+    two = bench.training_shards(cartoon_shards, 128)
+    assert two.startswith(first + "::") and two.count("::") == 1
+    try:
+        bench.training_shards(cartoon_shards, 100)
+    except SystemExit as err:
+        assert "exactly 100" in str(err)
+    else:
+        raise AssertionError("100 images are not whole shards of 64")
+
+
+def test_quick_mode_runs_end_to_end(tmp_path, random_inception):
+    out = tmp_path / "small.json"
+    r = run_cli(os.path.join(ROOT, "bench", "small_data.py"), "--quick", "--sizes", "32", "--augment", "none,ada",
+                "--shards", str(tmp_path / "pack"), "--workdir", str(tmp_path / "runs"), "--out", str(out),
+                "--inception-weights", random_inception, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["rows"]) == {"32-none", "32-ada"}  # diffaug runs the same way (two runs keep it short)
+    for row in result["rows"].values():
+        assert row["images"] == 32 and all(k in row for k in ("fid", "kid", "precision", "recall", "img_per_s"))
+    assert result["rows"]["32-ada"]["ada_p"] is not None and result["rows"]["32-none"]["ada_p"] is None
+    assert result["rows"]["32-ada"]["img_s_cost"] is not None and result["rows"]["32-none"]["img_s_cost"] is None
+    assert "| 32 | ada |" in r.stdout
