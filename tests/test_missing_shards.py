@@ -121,3 +121,10 @@ def test_a_failing_pipe_counts_as_a_typical_shard(cartoon_shards):
     assert read_shard("pipe:exit 3", tracker) == []
     assert tracker.bad == 64
     assert tracker.empty_shards == ["pipe:exit 3"]
+
+
+def test_a_double_colon_list_of_a_dataset_s_shards_takes_its_counts(cartoon_shards):
+    """WebDataset's '::'-joined URL list, as bench/small_data.py names a subset of a pack."""
+    urls = sorted(glob.glob(os.path.join(cartoon_shards, "train-*.tar")))[:2]
+    shards = resolve_shards("::".join(urls), "train", 32)
+    assert shards.urls == urls and shards.counts == [64, 64]

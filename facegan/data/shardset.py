@@ -86,7 +86,8 @@ def resolve_shards(spec, split: str = "train", resolution: Optional[int] = None)
         pairs = split_shards(spec, manifest, split)
         return ShardSet([p for p, _ in pairs], [c for _, c in pairs], manifest["resolution"],
                         split_digest(manifest, split), manifest_fields(manifest, spec))
-    if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and not os.path.exists(spec):
+    if "://" not in spec and not spec.startswith("pipe:") and "{" not in spec and "::" not in spec \
+            and not os.path.exists(spec):  # a '::' list and brace patterns: the loader counts what is missing
         raise UserError(f"{spec}: no such dataset directory or shard")
     return _with_manifest_counts(ShardSet(expand_shard_urls(spec), None, resolution))
 
