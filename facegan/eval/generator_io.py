@@ -20,13 +20,7 @@ HUB_WEIGHTS = "model.safetensors"  # in a Hub folder: an export under the Hub's 
 
 
 def _arch_of(path: str) -> dict:
-    try:
-        meta = ckpt.read_metadata(path)
-    except Exception as err:  # safetensors raises its own error types for a foreign file
-        raise UserError(f"{path}: not a readable safetensors file ({type(err).__name__})") from None
-    if "architecture" not in meta:
-        raise UserError(f"{path}: no facegan architecture in its metadata")
-    arch = json.loads(meta["architecture"])
+    arch, meta = ckpt.architecture_in(path)
     spec_of(arch, path)  # a UserError naming the file for an architecture no entry builds
     return arch, meta
 

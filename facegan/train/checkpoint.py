@@ -46,6 +46,20 @@ def read_metadata(path: str) -> dict:
         return f.metadata() or {}
 
 
+def architecture_in(path: str, name: str = None):
+    """(architecture dict, metadata) of a facegan weights file (an export, a Hub folder's
+    model.safetensors). UserError naming `name` (default: the path) for a file safetensors cannot
+    read or one without a facegan architecture in its metadata."""
+    name = name or path
+    try:
+        meta = read_metadata(path)
+    except Exception as err:  # safetensors raises its own error types for a foreign file
+        raise UserError(f"{name}: not a readable safetensors file ({type(err).__name__})") from None
+    if "architecture" not in meta:
+        raise UserError(f"{name}: no facegan architecture in its metadata")
+    return json.loads(meta["architecture"]), meta
+
+
 def load_network(module: torch.nn.Module, path: str) -> None:
     module.load_state_dict(load_file(path, device="cpu"))
 

@@ -10,7 +10,6 @@ has one (checkpoints; exports hold no D, so D starts fresh); optimizers and the 
 fresh. A source of another architecture is refused naming every key that differs.
 """
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -63,13 +62,7 @@ def _from_hub(repo_id: str) -> str:
 
 
 def _export_arch(path: str, source: str) -> dict:
-    try:
-        meta = ckpt.read_metadata(path)
-    except Exception as err:  # safetensors raises its own error types for a foreign file
-        raise UserError(f"run.init: {source}: not a readable safetensors file ({type(err).__name__})") from None
-    if "architecture" not in meta:
-        raise UserError(f"run.init: {source}: no facegan architecture in its metadata")
-    return json.loads(meta["architecture"])
+    return ckpt.architecture_in(path, f"run.init: {source}")[0]
 
 
 def _from_checkpoint(path: str, source: str) -> InitSource:
