@@ -23,6 +23,8 @@ import os
 import sys
 import time
 
+import torch
+
 from common import RESULTS, ROOT, ensure_synthetic_shards, machine, train_run
 from quality import aggregate
 
@@ -67,6 +69,36 @@ def final_p(run_dir: str):
 
     rows = [r for r in read_metrics(os.path.join(run_dir, "metrics.jsonl")) if "ada_p" in r]
     return rows[-1]["ada_p"] if rows else None
+
+
+@torch.no_grad()
+def d_outputs(run_dir: str, train_spec: str, pack: str, n: int = 1000) -> tuple:
+    """Mean sigmoid(D(x)) of the run's final D on up to n of its training images and on n held-out
+    val images: the overfitting signal of Karras et al. 2020 (Fig. 1b). A D that has memorised its
+    training set scores those images far above real images it never saw. D runs in train mode
+    (BatchNorm on each batch of 250 reals alone, as it saw reals while training)."""
+    from facegan.config import load_config
+    from facegan.data.loader import eval_loader
+    from facegan.data.shardset import resolve_shards
+    from facegan.images import to_unit_range
+    from facegan.models import build_models
+    from facegan.train import checkpoint as ckpt
+
+    cfg = load_config(os.path.join(run_dir, "config.yaml"))
+    _, D = build_models(cfg.model)
+    newest = ckpt.list_checkpoints(os.path.join(run_dir, "checkpoints"))[0]
+    ckpt.load_network(D, os.path.join(newest, "D.safetensors"))
+    D.train()
+
+    def mean_output(spec, split):
+        total, count = 0.0, 0
+        for batch in eval_loader(resolve_shards(spec, split, cfg.model.resolution), 250, limit=n):
+            out = D(to_unit_range(batch, "cpu", flip=False))
+            total += torch.sigmoid(out.float()).sum().item()
+            count += batch.shape[0]
+        return total / max(count, 1)
+
+    return mean_output(train_spec, "train"), mean_output(pack, "val")
 
 
 def markdown(result: dict) -> str:
@@ -150,9 +182,12 @@ def main():
         G, _ = load_generator(run_dir, device=device)
         scores = score(G, args.shards, "val", args.n, extractor, device, metrics=("fid", "kid", "prdc"), seed=12345)
         run = {k: scores[k] for k in SCORES + ("kid_std",)}
-        run.update(seed=seed, train_wall_s=round(wall, 1), img_per_s=round(speed, 1), ada_p=final_p(run_dir))
+        d_train, d_val = d_outputs(run_dir, training_shards(args.shards, size), args.shards, min(args.n, size))
+        run.update(seed=seed, train_wall_s=round(wall, 1), img_per_s=round(speed, 1), ada_p=final_p(run_dir),
+                   D_train=round(d_train, 4), D_val=round(d_val, 4))
         runs.setdefault((size, aug), []).append(run)
-        print(f"    FID {run['fid']:.2f}  KID {run['kid']:.5f}  precision {run['precision']:.3f}  "
+        print(f"    FID {run['fid']:.2f}  KID {run['kid']:.5f}  D(train) {d_train:.3f}  D(val) {d_val:.3f}  "
+              f"precision {run['precision']:.3f}  "
               f"recall {run['recall']:.3f}  {speed:.0f} img/s" + (f"  p {run['ada_p']:.3f}" if run["ada_p"] is not None
                                                                   else ""), flush=True)
     for (size, aug), rs in runs.items():
