@@ -5,7 +5,7 @@
   the end, never carriage-return bar spam (`tqdm` writes '\\r' updates; they become lines here);
 - a Jupyter notebook: tqdm's notebook widget (tqdm.auto), falling back to lines without ipywidgets.
 
-FACEGAN_PROGRESS=off silences every bar (tests that compare output, scripts that want quiet).
+Work done within 2 seconds shows nothing. FACEGAN_PROGRESS=off silences every bar (tests that compare output, scripts that want quiet).
 """
 
 import os
@@ -15,6 +15,7 @@ from typing import Iterable, Optional, TextIO
 from tqdm import tqdm as _std_tqdm
 
 DEFAULT_LOG_INTERVAL_S = 15.0
+SHOW_AFTER_S = 2.0  # a bar appears only for work still running after this long
 
 
 class _Lines:
@@ -73,10 +74,13 @@ def progress(iterable: Optional[Iterable] = None, *, total: Optional[float] = No
         tty = stream.isatty()
     except (AttributeError, ValueError):
         tty = False
+    interval = log_interval_s()
+    # Work that ends within a couple of seconds shows no bar at all: a failing command's output
+    # stays its one error line, and a fast step says nothing it need not.
+    kwargs.setdefault("delay", min(SHOW_AFTER_S, interval))
     if tty:
         return _std_tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, disable=disable,
                          dynamic_ncols=True, **kwargs)
-    interval = log_interval_s()
     return _std_tqdm(iterable, total=total, desc=desc, unit=unit, file=_Lines(stream), disable=disable,
                      mininterval=interval, maxinterval=max(interval, 1.0), miniters=1, ascii=True,
                      ncols=100, **kwargs)
