@@ -6,6 +6,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,6 +71,34 @@ def ensure_synthetic_shards(path: str, images: int, size: int, val_fraction: flo
                     *(["--shard-size", str(shard_size)] if shard_size else [])], check=True, cwd=ROOT)
 
 
+def _run_with_progress(cmd: list, metrics_path: str, kimg: float, name: str) -> subprocess.CompletedProcess:
+    """Run a training, showing its kimg against the budget with a rate and an ETA (facegan.progress)
+    from the metrics.jsonl it writes; its own output is kept (stderr for a failure's message)."""
+    from facegan.progress import progress
+
+    with open(os.devnull, "w") as devnull, progress(total=kimg, desc=f"  {name}", unit="kimg") as bar:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=devnull, stderr=subprocess.PIPE, text=True)
+        stderr = []
+        reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+        reader.start()  # a full pipe would stall the training
+        while proc.poll() is None:
+            time.sleep(2)
+            done = _last_kimg(metrics_path)
+            if done > bar.n:
+                bar.update(done - bar.n)
+        reader.join()
+    return subprocess.CompletedProcess(cmd, proc.returncode, "", "".join(stderr))
+
+
+def _last_kimg(metrics_path: str) -> float:
+    try:
+        with open(metrics_path) as f:
+            lines = [line for line in f if line.strip()]
+        return float(json.loads(lines[-1]).get("kimg", 0.0)) if lines else 0.0
+    except (OSError, ValueError):
+        return 0.0  # not written yet, or a line being written
+
+
 def train_run(name: str, run_dir: str, config: str, shards: str, kimg: float, seed: int, overrides: list) -> tuple:
     """Trains one variant from scratch with launch/train.py, as a user does (the recipe `config`
     plus key=value overrides). Returns (wall seconds, mean img/s after the first log row, which
@@ -80,7 +109,7 @@ def train_run(name: str, run_dir: str, config: str, shards: str, kimg: float, se
            "log.every_steps=100", "log.wandb=off", *overrides]
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: no metrics or checkpoints from an earlier table
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    r = _run_with_progress(cmd, os.path.join(run_dir, "metrics.jsonl"), kimg, name)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"{os.path.basename(sys.argv[0])}: variant {name} failed:\n{r.stderr[-3000:]}")
