@@ -13,7 +13,8 @@ from ..errors import UserError, cli_entry
 
 EPILOG = """sources:
   DIR                 images found recursively (jpg png webp bmp gif tiff)
-  DIR with img_align_celeba/   CelebA; its official partition gives the splits
+  DIR with img_align_celeba/ or img_align_celeba_png/   CelebA (JPEG or PNG release); its
+                      official partition gives the splits, the face box the crop
   FILE.zip | FILE.tar[.gz]     an archive of images
   FILE.parquet | DIR of parquet   Hugging Face parquet with an image column
   hf:NAME[:SPLIT]     a Hugging Face dataset through the datasets library
@@ -51,7 +52,8 @@ def build_parser():
     p.add_argument("--shard-size", type=int, default=2000, help="images per shard (default 2000)")
     p.add_argument("--val-fraction", type=float, default=0.02,
                    help="held out as the val split when the source has none (default 0.02)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="worker processes (default: one per usable core; never more)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed, and the synthetic source's seed")
     p.add_argument("--limit", type=int, default=None, help="use at most N inputs (synthetic: how many)")
     p.add_argument("--min-side", type=int, default=0,
@@ -92,6 +94,12 @@ def print_summary(out, result, manifest_path):
     splits = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"facegan-shard: wrote {n} images ({splits}) to {out} in {result.seconds:.1f}s "
           f"({rate:.0f} images/s)")
+    # What was chosen for the user, once each (also dataset.json's "notes"; the source's own
+    # warnings were printed when packing began).
+    for key in ("split", "crop", "upscaled"):
+        if key in result.notes:
+            print(f"  {key}: {result.notes[key]}")
+    print(f"  workers: {result.workers_note}")
     reasons = skip_counts(result.skipped)
     print(f"  skipped: {len(result.skipped)}" + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + ")" if reasons else ""))
     for s in result.skipped[:5]:

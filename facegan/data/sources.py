@@ -25,6 +25,10 @@ from .synthetic import LABEL_FIELDS as CARTOON_LABEL_FIELDS
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CELEBA_SPLITS = {"0": "train", "1": "val", "2": "test"}
+# CelebA's aligned images as its official archives unpack: img_align_celeba.zip (JPEGs) and
+# img_align_celeba_png.7z (the same images, lossless).
+CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_align_celeba_png")
+CELEBA_PARTITIONS = ("list_eval_partition.txt", "list_eval_partition.csv")
 CELEBA_ATTRIBUTES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
 CELEBA_VALUES = {"-1": 0, "1": 1}
 LABEL_MODES = ("auto", "none", "folders")
@@ -52,6 +56,9 @@ class Source:
     notes: tuple = ()  # what the user should know about how the source was read (printed by the packer)
     label_fields: Optional[tuple] = None  # the LabelFields every packed image carries; None: unlabeled
     label_source: str = ""  # where the labels come from, for the manifest and the summary
+    split_source: str = ""  # where the source's own split comes from (has_splits), for the summary
+    split_details: tuple = ()  # what matching that split to the images showed
+    no_split_reason: str = "the source has no split"  # why a val split is held out instead
 
     def __len__(self) -> int:  # a count for the progress bar; 0 when unknown
         return 0
@@ -105,6 +112,11 @@ class FolderSource(Source):
     def __init__(self, root, folder_labels=False):
         self.root = root
         self.paths = sorted(p for p in _walk(root) if _is_image_name(p))
+        parent = os.path.dirname(os.path.abspath(root))
+        if os.path.basename(os.path.abspath(root)) in CELEBA_IMAGE_DIRS \
+                and any(os.path.exists(os.path.join(parent, f)) for f in CELEBA_PARTITIONS):
+            self.notes = (f"note: {root} is CelebA's image folder: packed as a plain folder; pass {parent} "
+                          f"instead for the official partition and the face crop",)
         self.classes = {}
         if folder_labels:
             tops = sorted({_top_folder(os.path.relpath(p, root)) for p in self.paths} - {None})
@@ -135,33 +147,62 @@ def _top_folder(relpath: str) -> Optional[str]:
     return head if sep else None
 
 
+def celeba_image_dir(root: str):
+    """(image folder, what else was there) of a CelebA layout at root, or (None, None): the
+    JPEG (img_align_celeba/) or PNG (img_align_celeba_png/) release, either possibly nested in a
+    folder of the same name (as Kaggle ships it). With both, the lossless PNGs are packed."""
+    found = []
+    for name in CELEBA_IMAGE_DIRS:
+        d = os.path.join(root, name)
+        if os.path.isdir(d):
+            nested = os.path.join(d, name)
+            found.append(nested if os.path.isdir(nested) else d)
+    if not found:
+        return None, None
+    return found[-1], (found[0] if len(found) > 1 else None)
+
+
 class CelebASource(Source):
-    """The CelebA layout: img_align_celeba/ (possibly nested, as Kaggle ships it), an optional
-    list_eval_partition.txt or .csv giving the official train/val/test split, and an optional
-    list_attr_celeba.txt or .csv giving the 40 binary attributes (with_labels: use them)."""
+    """The CelebA layout: img_align_celeba/ or img_align_celeba_png/ (possibly nested, as Kaggle
+    ships it), an optional list_eval_partition.txt or .csv giving the official train/val/test
+    split, and an optional list_attr_celeba.txt or .csv giving the 40 binary attributes
+    (with_labels: use them). Each is checked against the images there, and what does not match
+    is said (notes) and left out."""
 
     kind = "celeba"
     default_crop = "celeba"
+    no_split_reason = "no partition file (list_eval_partition.txt)"
 
     def __init__(self, root, with_labels=True):
-        img_dir = os.path.join(root, "img_align_celeba")
-        nested = os.path.join(img_dir, "img_align_celeba")
-        self.img_dir = nested if os.path.isdir(nested) else img_dir
+        self.img_dir, other = celeba_image_dir(root)
         self.names = sorted(f for f in os.listdir(self.img_dir) if _is_image_name(f))
-        path, partition = self._read_partition(root)
+        notes = []
+        if other:
+            notes.append(f"note: both {other} and {self.img_dir}: packing the lossless {self.img_dir}")
+        if not self.names:
+            raise UserError(f"{self.img_dir}: no images in CelebA's image folder")
+        path, partition, named_exts = self._read_partition(root)
         # By stem: the partition file names 000001.jpg, and CelebA's PNG release (and re-encoded
         # copies) hold 000001.png; the stem is what identifies the image.
         covered = sum(1 for n in self.names if stem(n) in partition)
-        notes = []
         if partition and covered == 0:
             notes.append(f"warning: {path} names none of the {len(self.names)} images in {self.img_dir}; "
                          f"ignoring it and holding out --val-fraction instead")
             partition = {}
+            self.no_split_reason = f"{os.path.basename(path)} names none of these images"
         elif partition and covered < len(self.names):
             notes.append(f"warning: {path} covers {covered} of {len(self.names)} images; the other "
                          f"{len(self.names) - covered} go to train")
         self.partition = partition
         self.has_splits = bool(self.partition)
+        if self.has_splits:
+            self.split_source = f"the official partition in {os.path.basename(path)}"
+            details = []
+            image_exts = sorted({os.path.splitext(n)[1].lower() for n in self.names})
+            if named_exts and named_exts != image_exts:
+                details.append(f"it names {'/'.join(named_exts)} files and the images are {'/'.join(image_exts)}: "
+                               f"matched by number")
+            self.split_details = tuple(details)  # (partial coverage is a warning note of its own)
         self.attrs, self.attr_names = {}, ()
         path, names, attrs = read_celeba_attributes(root) if with_labels else (None, (), {})
         labeled = sum(1 for n in self.names if stem(n) in attrs)
@@ -179,8 +220,9 @@ class CelebASource(Source):
 
     @staticmethod
     def _read_partition(root):
-        """(path, {image stem: split}) of the official partition file, or (None, {})."""
-        for fname in ("list_eval_partition.txt", "list_eval_partition.csv"):
+        """(path, {image stem: split}, [extensions it names]) of the official partition file, or
+        (None, {}, [])."""
+        for fname in CELEBA_PARTITIONS:
             path = os.path.join(root, fname)
             if not os.path.exists(path):
                 continue
@@ -190,10 +232,11 @@ class CelebASource(Source):
                 else:
                     rows = [line.split() for line in f if line.strip()]
             try:
-                return path, {stem(name): CELEBA_SPLITS[part] for name, part in rows}
+                partition = {stem(name): CELEBA_SPLITS[part] for name, part in rows}
             except (ValueError, KeyError) as err:
                 raise UserError(f"{path}: unreadable partition line ({err})") from None
-        return None, {}
+            return path, partition, sorted({os.path.splitext(row[0])[1].lower() for row in rows})
+        return None, {}, []
 
     def __len__(self):
         return len(self.names)
@@ -603,7 +646,7 @@ def source_kind(spec: str) -> str:
         raise UserError(f"{spec}: no such file or directory")
     low = spec.lower()
     if os.path.isdir(spec):
-        if os.path.isdir(os.path.join(spec, "img_align_celeba")):
+        if celeba_image_dir(spec)[0]:
             return CelebASource.kind
         has_parquet = any(f.endswith(".parquet") for _, _, fs in os.walk(spec) for f in fs)
         has_images = any(_is_image_name(f) for _, _, fs in os.walk(spec) for f in fs)
