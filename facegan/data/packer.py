@@ -9,6 +9,7 @@ Every shard is written under a temporary name and renamed when whole; dataset.js
 Start-up counts (a pack of a few thousand images takes seconds): nothing here imports torch, and
 workers are forked from this process when that is safe. Each choice made for the user (the val
 split, the crop, upscaling, the number of workers) is said once, in the summary and dataset.json.
+The worker processes are pack_pool's; tar writing and the spill buffer are shard_writer's.
 """
 
 import collections
@@ -16,20 +17,13 @@ import contextlib
 import hashlib
 import io
 import itertools
-import json
-import multiprocessing as mp
 import os
 import random
-import signal
 import sys
-import tarfile
-import threading
 import time
 import warnings
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait as wait_for_any
 from typing import Optional
 
 from PIL import Image
@@ -38,20 +32,22 @@ from .. import __version__
 from ..errors import UserError
 from ..progress import progress
 from . import transforms
-from ..io import (LOCK_NAME, DirLock, atomic_path, is_lock_file, is_temp_name, remove_stale_temps,
-                  temp_name, temp_owner_alive, write_json_atomic)
+from ..io import (LOCK_NAME, DirLock, is_lock_file, is_temp_name, remove_stale_temps, temp_name,
+                  temp_owner_alive, write_json_atomic)
 from .manifest import DERIVED_PREFIXES, FORMAT_VERSION, MANIFEST
 from .intake import Limits, Skip, open_image, read_file, read_zip_member
 from .labels import manifest_labels
+from .pack_pool import Workers, choose_workers, signals_held
+from .shard_writer import Spill, tar_header, tar_member, write_splits
 from .sources import Item, Source
 from .synthetic import NATIVE, cartoon_face
 
 SPLITS = ("train", "val", "test")
 # Smallest fraction of an image's short side that each crop keeps (celeba: 128 of up to 218).
 CROP_KEEP = {"center": 1.0, "none": 1.0, "celeba": 128 / 218}
-# Modules whose native thread pools are not safe to fork (torch's OpenMP, Arrow's readers).
-FORK_UNSAFE = frozenset({"torch", "pyarrow", "datasets", "tensorflow", "jax"})
 PROBE = 16  # images whose header is read to check a crop box before packing
+# Where they were before shard_writer: tests/test_pack_promises.py checks them against tarfile's.
+_tar_header, _tar_member = tar_header, tar_member
 
 
 @dataclass
@@ -165,208 +161,6 @@ def process_item(job: Job, item: Item):
     except Exception as err:  # every failure of one image is a skip with its reason, never fatal
         reason = f"damaged: {type(err).__name__}: {err}".splitlines()[0][:200]
         return False, item.name, reason
-
-
-# ---------------------------------------------------------------- worker processes
-
-def _worker(conn, job: Job) -> None:
-    """A worker's life: chunks of items in, their results out, until told to stop or orphaned.
-
-    SIGINT and SIGTERM to the process group (Ctrl-C, timeout, scancel) are for the main process,
-    which stops feeding and kills the workers itself: a worker dying of them on its own would
-    leave its chunk unanswered and print a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # started while the main process held them
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    parent = os.getppid()
-    try:
-        while True:
-            if not conn.poll(1.0):
-                if os.getppid() != parent:  # whoever started us is gone (killed): so is the work
-                    return
-                continue
-            task = conn.recv()
-            if task is None:
-                return
-            index, items = task
-            conn.send((index, [process_item(job, item) for item in items]))
-    except (EOFError, OSError):  # the main process closed the pipe: it is ending
-        return
-
-
-def _start_method() -> str:
-    """fork where it is safe, forkserver elsewhere. fork costs nothing (no new interpreter, nothing
-    imported again) but copies this process as it is: safe while no thread here can hold a lock at
-    fork time (none of Python's, no native pool of FORK_UNSAFE; a BLAS pool re-forms itself).
-    forkserver forks workers from a clean single-threaded server that imports only the packer."""
-    if sys.platform.startswith("linux") and threading.active_count() == 1 \
-            and not FORK_UNSAFE.intersection(sys.modules):
-        return "fork"
-    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait (and are delivered right after) while workers are started or ended,
-    so that neither is left half done: a worker started but not yet known, one not yet killed."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-class Workers:
-    """Worker processes that pack chunks of items; results come back in source order.
-
-    Nothing waits on a worker without end: a worker that dies is an EOF on its pipe (one error
-    line); on any exception here, SIGINT and SIGTERM included, every worker is killed and reaped
-    with a timeout. Chunks go to whichever worker is free, at most DEPTH queued per worker and a
-    window of chunks ahead of the oldest unanswered one (bounded memory, whatever one slow image does).
-    """
-
-    DEPTH = 2
-
-    def __init__(self, n: int, job: Job):
-        self.n, self.job = n, job
-        self.procs, self.conns = [], []
-        self.window = n * (self.DEPTH + 2)
-
-    def __enter__(self):
-        ctx = mp.get_context(_start_method())
-        if ctx.get_start_method() == "forkserver":
-            # The caller's main module once in the server (as multiprocessing does by default), not
-            # again in every worker; and the packer.
-            ctx.set_forkserver_preload(["__main__", __name__])
-            # Started here, before signals are held: starting it unblocks SIGINT and SIGTERM
-            # (multiprocessing's own guard), which would let them into the server's start below.
-            from multiprocessing import resource_tracker
-            resource_tracker.ensure_running()
-        Image.preinit()  # PIL's common decoders, imported once here rather than in every worker
-        for stream in (sys.stdout, sys.stderr):  # a forked worker must not print what is buffered again
-            with contextlib.suppress(Exception):
-                stream.flush()
-        try:
-            with _signals_held():  # a signal held here is raised when it ends: still in this try
-                for _ in range(self.n):
-                    ours, theirs = ctx.Pipe()
-                    proc = ctx.Process(target=_worker, args=(theirs, self.job), daemon=True,
-                                       name="facegan-shard worker")
-                    self.procs.append(proc)
-                    self.conns.append(ours)
-                    proc.start()
-                    theirs.close()
-        except BaseException:
-            with _signals_held():
-                self._end()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        with _signals_held():
-            self._end()
-
-    def _end(self) -> None:
-        for conn in self.conns:
-            conn.close()
-        for proc in self.procs:  # they hold nothing of ours on disk: killing is safe, and quick
-            if proc.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        for proc in self.procs:
-            if proc.pid is not None:
-                proc.join(max(0.1, deadline - time.monotonic()))
-        self.procs, self.conns = [], []
-
-    def imap(self, chunks):
-        """(items, results) for each chunk of `chunks`, in order."""
-        chunks = iter(chunks)
-        sent, done, owner = {}, {}, {}  # index -> items, results, the pipe it went down
-        busy = dict.fromkeys(self.conns, 0)
-        state = {"next_in": 0, "exhausted": False}
-        next_out = 0
-
-        def died(conn):  # the error for a worker gone, naming what it had in hand
-            return self._died(conn, [sent[i] for i, c in owner.items() if c is conn and i not in done])
-
-        def feed(conn):
-            while (not state["exhausted"] and busy[conn] < self.DEPTH
-                   and state["next_in"] - next_out < self.window):
-                items = next(chunks, None)
-                if items is None:
-                    state["exhausted"] = True
-                    return
-                index = state["next_in"]
-                sent[index], owner[index] = items, conn
-                try:
-                    conn.send((index, items))
-                except OSError:
-                    raise died(conn) from None
-                busy[conn] += 1
-                state["next_in"] += 1
-
-        for conn in self.conns:
-            feed(conn)
-        while True:
-            while next_out in done:
-                owner.pop(next_out)
-                yield sent.pop(next_out), done.pop(next_out)
-                next_out += 1
-                for conn in self.conns:
-                    feed(conn)
-            waiting = [c for c in self.conns if busy[c]]
-            if not waiting:  # everything sent was answered, and there is nothing more to send
-                return
-            for conn in wait_for_any(waiting):
-                try:
-                    index, results = conn.recv()
-                except (EOFError, OSError):
-                    raise died(conn) from None
-                done[index] = results
-                busy[conn] -= 1
-                feed(conn)
-
-    def _died(self, conn, chunks) -> UserError:
-        proc = self.procs[self.conns.index(conn)]
-        proc.join(1)
-        code = proc.exitcode
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            how = f"killed by {name}" + (", out of memory?" if -code == signal.SIGKILL else "")
-        else:
-            how = f"exit status {code}"
-        names = [item.name for chunk in chunks for item in chunk]
-        where = f" while packing one of {len(names)} images from {names[0]}" if names else ""
-        return UserError(f"a packer worker ended ({how}){where}; nothing was written (rerun with "
-                         f"--workers 1 to pack in one process)")
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # what this process may run on (taskset, SLURM, cgroups)
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def choose_workers(asked: int) -> tuple:
-    """(workers, why): one per usable core by default; never more than the usable cores."""
-    cores = _usable_cores()
-    if asked < 0:
-        raise UserError(f"--workers {asked}: must be at least 0 (0: one per usable core)")
-    if not asked:
-        return cores, f"{cores} (one per usable core; --workers to change)"
-    if asked > cores:
-        return cores, (f"{cores} (--workers {asked} lowered to the {cores} usable cores: more would only "
-                       f"compete for them)")
-    return asked, f"{asked} (--workers {asked})" if asked > 1 else "1 (--workers 1: in this process)"
 
 
 def _chunks(items, size: int):
@@ -527,107 +321,6 @@ def _prepare_out(out: str, overwrite: bool) -> None:
                 os.remove(path)
 
 
-def _tar_header(name: str, size: int) -> bytes:
-    """A tar member's header as WebDataset's TarWriter writes it through tarfile (ustar, mode
-    0444, owner facegan), with mtime 0 so the same images always give the same bytes."""
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, 0, 0o444
-    info.uname = info.gname = "facegan"
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-_HEADER = bytearray(_tar_header("x", 0))
-
-
-def _add_member(buf: bytearray, name: str, data: bytes) -> None:
-    """Append one member (header, data, padding) to buf. The header is tarfile's own for a short
-    ASCII name with only the name, size and checksum put in: building every header from scratch
-    took a third of the writing phase."""
-    raw = name.encode("ascii", "replace")
-    if len(raw) >= 100 or not name.isascii() or len(data) >= 8 ** 11:
-        buf += _tar_header(name, len(data))
-    else:
-        header = bytearray(_HEADER)
-        header[0:100] = raw.ljust(100, b"\0")
-        header[124:136] = b"%011o\0" % len(data)
-        header[148:156] = b"        "  # the checksum counts its own field as spaces
-        header[148:156] = b"%06o\0 " % sum(header)
-        buf += header
-    buf += data
-    buf += bytes(-len(data) % tarfile.BLOCKSIZE)
-
-
-def _tar_member(name: str, data: bytes) -> bytes:
-    buf = bytearray()
-    _add_member(buf, name, data)
-    return bytes(buf)
-
-
-class _Spill:
-    """The encoded images between the two phases: in memory up to MEMORY bytes (a pack of some
-    thousands of images never writes and reads them back), the rest in a temporary file in --out.
-    add() gives a reference that get() turns back into the bytes, from any thread."""
-
-    MEMORY = 256 << 20
-
-    def __init__(self, path: str):
-        self.path, self.file, self.held = path, None, 0
-
-    def add(self, data: bytes):
-        if self.held + len(data) <= self.MEMORY:
-            self.held += len(data)
-            return data
-        if self.file is None:
-            self.file = open(self.path, "w+b")
-        offset = self.file.tell()
-        self.file.write(data)
-        return offset, len(data)
-
-    def done_adding(self) -> None:
-        if self.file is not None:
-            self.file.flush()
-
-    def get(self, ref) -> bytes:
-        if isinstance(ref, bytes):
-            return ref
-        offset, length = ref
-        return os.pread(self.file.fileno(), length, offset)
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        with contextlib.suppress(OSError):
-            os.remove(self.path)
-
-
-def _write_shard(path: str, samples, spill: _Spill, stop: Optional[threading.Event] = None) -> tuple:
-    """Write one tar under a temporary name, fsync, rename into place: (sha256, bytes). Members
-    are key.ext then key.json (sorted by extension, as TarWriter orders them); written in blocks
-    of about a megabyte and hashed on the way (the shard is never read back)."""
-    sha256, size, buf = hashlib.sha256(), 0, bytearray()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            def flush():
-                nonlocal size
-                sha256.update(buf)
-                f.write(buf)
-                size += len(buf)
-                buf.clear()
-
-            for key, ext, ref, meta in samples:
-                if stop is not None and stop.is_set():
-                    raise RuntimeError("stopped")  # the packer is ending: the temporary goes
-                members = {ext: spill.get(ref), "json": json.dumps(meta, sort_keys=True).encode()}
-                for name in sorted(members):
-                    _add_member(buf, f"{key}.{name}", members[name])
-                if len(buf) >= 1 << 20:
-                    flush()
-            buf += bytes(2 * tarfile.BLOCKSIZE)  # the end-of-archive marker, then whole records
-            buf += bytes(-(size + len(buf)) % tarfile.RECORDSIZE)
-            flush()
-    return sha256.hexdigest(), size
-
-
 def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
     """Pack `source` into WebDataset shards and dataset.json in `out` (locked while packing).
 
@@ -667,7 +360,7 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
             remove_stale_temps(out, include_own=True)
     except BaseException:
         # Refused, failed or stopped: a directory this packer made goes again, lock file included.
-        with _signals_held():
+        with signals_held():
             lock.release(remove=lock.created_file)
             if lock.created_dir:
                 with contextlib.suppress(OSError):
@@ -677,38 +370,6 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
     return result
 
 
-def _write_splits(out, splits, records, fmt, shard_size, spill, threads, written) -> dict:
-    """Write every split's shards, `threads` at a time: building a tar is Python's work, but
-    writing, hashing and fsyncing it let other threads run, so one shard's I/O overlaps the next
-    one's building. Returns the manifest's "splits"; every path it may write is in `written`
-    first. Stopped (an exception here, SIGINT or SIGTERM included), the shards being written stop
-    at their next image and nothing queued starts."""
-    plan = []
-    for split, order in splits.items():
-        for k, lo in enumerate(range(0, len(order), shard_size)):
-            ids = order[lo:lo + shard_size]
-            samples = [(f"{split}{lo + j:09d}", fmt, *records[i]) for j, i in enumerate(ids)]
-            plan.append((split, f"{split}-{k:06d}.tar", samples))
-    written.extend(os.path.join(out, name) for _, name, _ in plan)
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="facegan-shard writer")
-    manifest_splits = {}
-    try:
-        futures = [pool.submit(_write_shard, os.path.join(out, name), samples, spill, stop)
-                   for _, name, samples in plan]
-        with progress(total=len(records), unit="img", desc="writing") as bar:
-            for (split, name, samples), future in zip(plan, futures):
-                digest, nbytes = future.result()
-                entry = manifest_splits.setdefault(split, {"count": len(splits[split]), "shards": []})
-                entry["shards"].append({"name": name, "count": len(samples), "sha256": digest, "bytes": nbytes})
-                bar.update(len(samples))
-    finally:
-        with _signals_held():  # no shard may be renamed into place after this returns
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-    return manifest_splits
-
-
 def _pack_into(source, out, opts, job, spill_path, result, start):
     total = min(len(source), opts.limit) if opts.limit and len(source) else (opts.limit or len(source))
     records, item_splits, seen = [], [], set()
@@ -716,7 +377,7 @@ def _pack_into(source, out, opts, job, spill_path, result, start):
     label_values = []  # the labels of each record (of a labeled source)
     upscaled = off_shape = 0
     written = []  # shards this run may have put in place: removed again if it does not finish
-    spill = _Spill(spill_path)
+    spill = Spill(spill_path)
     items = source.items()
     if opts.limit:
         items = itertools.islice(items, opts.limit)
@@ -726,7 +387,7 @@ def _pack_into(source, out, opts, job, spill_path, result, start):
     try:
         with contextlib.ExitStack() as stack:
             if result.workers > 1:
-                pool = stack.enter_context(Workers(result.workers, job))
+                pool = stack.enter_context(Workers(result.workers, process_item, job))
                 answered = pool.imap(_chunks(items, chunk))
             else:
                 answered = ((c, [process_item(job, item) for item in c]) for c in _chunks(items, chunk))
@@ -766,11 +427,11 @@ def _pack_into(source, out, opts, job, spill_path, result, start):
                                 f"({len(result.skipped)} skipped{why}{dup})")
 
             splits, result.notes["split"] = choose_splits(len(records), item_splits, opts, source)
-            manifest_splits = _write_splits(out, splits, records, job.fmt, opts.shard_size, spill,
+            manifest_splits = write_splits(out, splits, records, job.fmt, opts.shard_size, spill,
                                             min(result.workers, 4), written)
             result.counts = {split: len(order) for split, order in splits.items() if order}
     except BaseException:
-        with _signals_held():
+        with signals_held():
             for path in written:  # not a dataset without its dataset.json: nothing to trip a rerun
                 with contextlib.suppress(OSError):
                     os.remove(path)
