@@ -74,17 +74,7 @@ class Launch:
 
     def group_alive(self):
         """PIDs still in this launcher's process group (the agent, ranks, loader workers)."""
-        alive = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.getpgid(int(entry)) == self.proc.pid:
-                        with open(f"/proc/{entry}/stat") as f:
-                            if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                                alive.append(int(entry))
-                except (OSError, IndexError):
-                    pass
-        return alive
+        return group_alive(self.proc.pid)
 
     def wait(self, timeout):
         try:
@@ -98,3 +88,18 @@ class Launch:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=30)
+
+
+def group_alive(pgid: int) -> list:
+    """PIDs of the living (not zombie) processes of process group pgid, read from /proc."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            alive.append(int(entry))
+            except (OSError, IndexError):
+                pass
+    return alive

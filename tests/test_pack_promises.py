@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, face_like, make_folder, read_manifest, shard
+from procs import group_alive
 from test_shard import all_samples
 
 
@@ -277,20 +278,6 @@ def test_shard_members_are_as_tarfile_writes_them(tmp_path):
 
 
 # ---------------------------------------------------------------- ending: signals, a dying worker
-
-def group_alive(pgid):
-    alive = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    with open(f"/proc/{entry}/stat") as f:
-                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                            alive.append(int(entry))
-            except (OSError, IndexError):
-                pass
-    return alive
-
 
 def start_packer(source, out, *args):
     return subprocess.Popen([sys.executable, "-m", "facegan.cli.shard", source, "--out", out, *args],
