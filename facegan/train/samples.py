@@ -81,6 +81,7 @@ class SampleWriter:
         self.rt, self.G_ema = rt, G_ema
         self.dir = os.path.join(cfg.run.dir, "samples")
         self.seed = cfg.train.seed
+        self._last_step = None  # the step whose grid was written last (one grid per step)
         self.z = fixed_noise(GRID, cfg.model.nz, cfg.train.seed)
         self.c = None
         rows = grid_conditions(G_ema)
@@ -107,7 +108,7 @@ class SampleWriter:
         if not self.rt.is_main:
             return None
         path = os.path.join(self.dir, f"{FAKES_PREFIX}{progress.images_seen / 1000:010.3f}.png")
-        if getattr(self, "_last_step", None) == progress.step and os.path.exists(path):
+        if self._last_step == progress.step and os.path.exists(path):
             return path
         self.G_ema.eval()
         grid = save_grid(generate(self.G_ema, self.z, c=self.c), path)
