@@ -203,7 +203,7 @@ def attribute_match(G, net, n, seed):
     import torch
 
     from facegan.latents import latents
-    from facegan.models.conditioning import bank_conditions
+    from facegan.sampling import bank_conditions
     from facegan.train.samples import generate
 
     cond = G.condition
@@ -390,7 +390,7 @@ def main():
     from facegan.eval.features import InceptionFeatures
     from facegan.eval.generator_io import load_generator
     from facegan.eval.scoring import score
-    from facegan.models.conditioning import select_condition
+    from facegan.conditions import select_condition
 
     torch.manual_seed(args.seed)
     ensure_synthetic_shards(args.shards, args.images, args.size)

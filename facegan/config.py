@@ -16,7 +16,7 @@ import yaml
 
 from .errors import UserError
 from .models import ARCHITECTURES
-from .models.conditioning import CONDITION_KINDS, D_CONDITIONS, G_CONDITIONS
+from .conditions import CONDITION_KINDS, D_CONDITIONS, G_CONDITIONS
 from .models.dcgan import D_NORMS
 from .train.augment import parse_policy
 from .train.losses import LOSSES
@@ -225,7 +225,7 @@ class ModelConfig:
     ndf: int = num(64, ge=1)
     d_norm: str = one_of("batch", D_NORMS)  # batch (the paper); spectral: spectral norm instead of BatchNorm
     # Conditional GAN on the dataset's labels (facegan-shard --labels): attributes (binary, any mix)
-    # or class (one class label); none: unconditional. See facegan.models.conditioning.
+    # or class (one class label); none: unconditional. See facegan.conditions.
     condition: str = one_of("none", CONDITION_KINDS)
     labels: List[str] = field(default_factory=list)  # labels to condition on; []: every binary one / the class one
     # The defaults are the best measured (bench/conditional.py, README "Conditional generation").

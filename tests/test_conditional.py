@@ -14,9 +14,10 @@ from PIL import Image
 from conftest import ROOT, read_manifest, run_cli, shard
 from facegan.data.labels import LabelField
 from facegan.errors import UserError
-from facegan.models.conditioning import (Condition, CondBatchNorm2d, adc_loss, adc_width, apply_request, aux_loss,
-                                         balanced_conditions,
-                                         bank_conditions, parse_request, select_condition, toggle_conditions)
+from facegan.conditions import Condition, balanced_conditions, select_condition
+from facegan.models.layers import CondBatchNorm2d, adc_width
+from facegan.sampling import apply_request, bank_conditions, parse_request, toggle_conditions
+from facegan.train.losses import adc_loss, aux_loss
 from facegan.models.dcgan import Discriminator, Generator, init_weights
 
 TINY = ["model.resolution=32", "model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16",

@@ -8,7 +8,7 @@ from torch import nn
 
 from conftest import load_bench
 from facegan.data.labels import LabelField
-from facegan.models.conditioning import Condition
+from facegan.conditions import Condition
 
 ATTRS = Condition("attributes", tuple(LabelField(n, "binary") for n in ("glasses", "hat", "beard")))
 

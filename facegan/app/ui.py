@@ -45,7 +45,7 @@ def asked_labels(G, text, notes: list) -> dict:
     if not text or cond is None:
         return {}
     from ..errors import UserError
-    from ..models.conditioning import parse_request
+    from ..sampling import parse_request
 
     kw = {"attrs": text} if cond.kind == "attributes" else {"klass": text}
     try:

@@ -126,7 +126,7 @@ def main(argv=None):
     from ..eval import explore
     from ..eval.generator_io import load_generator
     from ..latents import latents
-    from ..models.conditioning import conditions_for, parse_request, toggle_conditions
+    from ..sampling import conditions_for, parse_request, toggle_conditions
     from ..train.samples import generate, grid_uint8
 
     psis = explore.parse_psis(args.truncation_row) if args.truncation_row else None

@@ -94,7 +94,7 @@ def sample_condition(sample, condition) -> list:
 
 def decode_sample(sample, resolution, tracker, condition=None):
     """(H, W, 3) uint8 of a shard sample, checked against the resolution; None (counted) when bad.
-    With a condition (facegan.models.conditioning): (image, C floats), a sample without its
+    With a condition (facegan.conditions): (image, C floats), a sample without its
     labels being bad like an unreadable one."""
     try:
         cvec = sample_condition(sample, condition) if condition is not None else None

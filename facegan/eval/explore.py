@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from ..errors import UserError
 from ..io import atomic_path
 from ..latents import latents
-from ..models.conditioning import conditions_for
+from ..sampling import conditions_for
 from ..train.samples import generate, grid_uint8, save_grid
 from .generator_io import slerp
 

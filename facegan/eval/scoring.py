@@ -6,7 +6,7 @@ import torch
 
 from ..data.shardset import resolve_shards
 from ..latents import latents
-from ..models.conditioning import conditions_for
+from ..sampling import conditions_for
 from ..train.samples import generate
 from ..train.distributed import rank_world
 from .features import extractor_id

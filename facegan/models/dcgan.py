@@ -8,7 +8,7 @@ D's normalisation (model.d_norm): `batch` is the paper's; `spectral` puts spectr
 constant and makes its output independent of the rest of the batch; `none` uses neither.
 Channel width at a feature map of side r is width * min(8, resolution / (2r)): the classic
 64x64 model (ngf*8 at 4x4 down to ngf at 32x32), extended to 16..512 without exploding widths.
-Conditional models (model.condition; see facegan.models.conditioning) take labels c (N, C) too:
+Conditional models (model.condition; see facegan.conditions) take labels c (N, C) too:
 G joins an embedding of c to z (or uses conditional BatchNorm), D adds a projection term on its
 last features (or reads c as extra input channels).
 """
@@ -16,8 +16,12 @@ last features (or reads c as extra input channels).
 import torch
 from torch import nn
 
-from .conditioning import BANK, EMBED, CondBatchNorm2d, Condition, adc_width
+from ..conditions import Condition, DConditioning
+from .layers import CondBatchNorm2d, adc_width
 from .registry import ArchSpec, register_architecture
+
+BANK = 1024  # condition vectors of training images a conditional G keeps (sampling draws from them)
+EMBED = 64  # width of G's condition embedding (joined to z)
 
 
 def _width(base: int, resolution: int, side: int) -> int:
@@ -39,7 +43,7 @@ def assert_shape(t: torch.Tensor, shape: tuple, what: str) -> None:
 class Generator(nn.Module):
     """z (and c) -> images. forward takes z of shape (N, nz) or (N, nz, 1, 1), float, drawn from
     N(0, I) (see facegan.latents), and for a conditional G the condition c (N, C) (see
-    facegan.models.conditioning); returns (N, channels, resolution, resolution) in [-1, 1] (tanh).
+    facegan.conditions); returns (N, channels, resolution, resolution) in [-1, 1] (tanh).
     ValueError for any other shape, a missing c, or a resolution that is not a power of two >= 16."""
 
     def __init__(self, resolution: int = 64, nz: int = 100, ngf: int = 64, channels: int = 3,
@@ -51,7 +55,7 @@ class Generator(nn.Module):
         cbn = condition is not None and g_condition == "cbn"
         embed = EMBED if condition is not None and not cbn else 0
         if condition is not None:
-            self.register_buffer("label_bank", torch.zeros(BANK, cdim))  # see conditioning.BANK
+            self.register_buffer("label_bank", torch.zeros(BANK, cdim))  # see BANK
         self.embed = nn.Linear(cdim, embed, bias=False) if embed else None
         if self.embed is not None:  # an embedding as large as z's entries, not a 0.02-scale whisper
             self.embed.init_std = 1.0 / cdim ** 0.5
@@ -76,7 +80,7 @@ class Generator(nn.Module):
         if self.condition is None:
             return self.main(z)
         if c is None:
-            raise ValueError("a conditional Generator needs c (see facegan.models.conditioning.conditions_for)")
+            raise ValueError("a conditional Generator needs c (see facegan.sampling.conditions_for)")
         assert_shape(c, (z.shape[0], self.condition.dim), "Generator condition c")
         c = c.to(z.dtype)
         x = torch.cat([z, self.embed(c)[:, :, None, None].to(z.dtype)], 1) if self.embed is not None else z

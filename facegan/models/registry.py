@@ -47,7 +47,7 @@ def spec_of(arch: dict, where: str = "architecture") -> ArchSpec:
 
 def architecture(model_cfg, condition=None) -> dict:
     """What must match for weights to load: stored in every checkpoint and export. condition: the
-    facegan.models.conditioning.Condition of a conditional model (from the data's labels), or None;
+    facegan.conditions.Condition of a conditional model (from the data's labels), or None;
     unconditional architectures carry no condition keys, as before conditioning existed."""
     spec = spec_of({"arch": model_cfg.arch}, "model.arch")
     arch = {"arch": spec.name, "resolution": model_cfg.resolution, "nz": model_cfg.nz, "channels": 3,

@@ -21,7 +21,8 @@ from huggingface_hub import PyTorchModelHubMixin
 from ..errors import UserError
 from ..latents import latents
 from ..models import Generator
-from ..models.conditioning import Condition, conditions_for, parse_request
+from ..conditions import Condition
+from ..sampling import conditions_for, parse_request
 
 WEIGHTS = "model.safetensors"  # huggingface_hub.constants.SAFETENSORS_SINGLE_FILE
 CONFIG = "config.json"
@@ -163,7 +164,7 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
         attribute off, then on; a class label, every class (as facegan-sample --toggle). Returns
         (uint8 numpy (states, n, H, W, 3), captions such as ["glasses=0", "glasses=1"]).
         UserError for an unconditional generator or a label it does not know."""
-        from ..models.conditioning import toggle_conditions
+        from ..sampling import toggle_conditions
         from ..train.samples import generate
 
         if self.condition is None:

@@ -12,6 +12,9 @@ from typing import Callable, Dict, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from ..conditions import Condition
 
 
 class Loss(NamedTuple):
@@ -62,3 +65,24 @@ def r1_penalty(logits_real: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     is kept so the penalty's own gradient reaches D's weights."""
     (grad,) = torch.autograd.grad(logits_real.float().sum(), real, create_graph=True)
     return grad.float().square().flatten(1).sum(1).mean()
+
+
+def aux_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The auxiliary classifier's loss (AC-GAN) of its (N, C) logits against conditions c (N, C):
+    binary cross-entropy per attribute (on = c > 0), or cross-entropy over the classes."""
+    logits = logits.float()
+    if cond.kind == "attributes":
+        return nn.functional.binary_cross_entropy_with_logits(logits, (c > 0).float())
+    return nn.functional.cross_entropy(logits, c.argmax(1))
+
+
+def adc_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor, real: bool) -> torch.Tensor:
+    """ADC-GAN's classifier loss (Hou et al. 2022) of its (N, adc_width) logits against conditions
+    c (N, C), taken as real images' labels (real=True) or fakes' (real=False): cross-entropy over
+    (label, source) per attribute (averaged over attributes), or over the 2K (class, source) pairs.
+    D minimises it on reals (real=True) and fakes (real=False); G on fakes with real=True."""
+    logits = logits.float()
+    if cond.kind == "attributes":
+        target = (c > 0).long() + (0 if real else 2)  # 0 off-real, 1 on-real, 2 off-fake, 3 on-fake
+        return nn.functional.cross_entropy(logits.reshape(-1, cond.dim, 4).transpose(1, 2), target)
+    return nn.functional.cross_entropy(logits, c.argmax(1) + (0 if real else cond.dim))

@@ -15,7 +15,7 @@ from ..data.loader import IMAGE_KEYS, ShardSet, TrainStream, resolve_shards
 from ..errors import UserError
 from ..io import read_json
 from ..models import architecture
-from ..models.conditioning import select_condition
+from ..conditions import select_condition
 from . import checkpoint as ckpt
 
 

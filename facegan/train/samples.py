@@ -9,7 +9,7 @@ from torchvision.utils import make_grid, save_image
 from ..images import to_uint8
 from ..io import atomic_path
 from ..latents import latents
-from ..models.conditioning import conditions_for
+from ..sampling import conditions_for
 from .tracking import log_grid
 
 GRID = 64  # images in each fixed-noise grid (fewer when the data holds fewer)
@@ -25,7 +25,7 @@ def fixed_noise(n: int, nz: int, seed: int) -> torch.Tensor:
 def generate(generator: torch.nn.Module, z: torch.Tensor, batch_size: int = 256, c: torch.Tensor = None) -> torch.Tensor:
     """uint8 (N, 3, H, W) images on the CPU for z (N, nz, 1, 1), in batches of batch_size. A
     conditional generator takes c (N, C) too; without it, c is drawn from its label bank
-    (facegan.models.conditioning.conditions_for, seed 0)."""
+    (facegan.sampling.conditions_for, seed 0)."""
     device = next(generator.parameters()).device
     if c is None and getattr(generator, "condition", None) is not None:
         c = conditions_for(generator, len(z), seed=0)

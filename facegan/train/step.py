@@ -5,8 +5,8 @@ import torch
 from ..images import to_unit_range  # noqa: F401 (the trainer's input conversion, re-exported)
 from .augment import diff_augment
 from .ema import update_ema
-from ..models.conditioning import adc_loss, aux_loss, balanced_conditions
-from .losses import d_loss, g_loss, r1_penalty
+from ..conditions import balanced_conditions
+from .losses import adc_loss, aux_loss, d_loss, g_loss, r1_penalty
 
 
 class GANStep:
