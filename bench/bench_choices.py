@@ -13,7 +13,7 @@ from common import report
 
 from facegan.config import ModelConfig
 from facegan.models import build_models
-from facegan.train.ema import make_ema
+from facegan.train.ema import EmaSchedule, make_ema
 from facegan.train.step import GANStep
 
 
@@ -34,7 +34,7 @@ def run(device, model_cfg, batch, steps, warmup, channels_last=False, adam="defa
         torch._dynamo.reset()
         G, D = torch.compile(G), torch.compile(D)
     G, D, oG, oD = acc.prepare(G, D, oG, oD)
-    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), 0.999, model_cfg.nz)
+    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), EmaSchedule(0.999, batch), model_cfg.nz)
     r = model_cfg.resolution
     real = (torch.rand(batch, 3, r, r, device=acc.device) * 2 - 1).contiguous(memory_format=fmt)
     for _ in range(warmup):

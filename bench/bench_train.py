@@ -30,6 +30,18 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+class Logits(torch.nn.Module):
+    """D's real/fake logits alone, whether D returns them bare or in a named tuple (.logits)."""
+
+    def __init__(self, D):
+        super().__init__()
+        self.D = D
+
+    def forward(self, x):
+        out = self.D(x)
+        return getattr(out, "logits", out)
+
+
 def classic_loop(jpegs, cfg, device, steps, warmup, workers):
     """What most people start from (pytorch/examples dcgan), on the same architecture."""
     from torchvision import datasets, transforms
@@ -41,7 +53,7 @@ def classic_loop(jpegs, cfg, device, steps, warmup, workers):
                                          shuffle=True, num_workers=workers, drop_last=True,
                                          persistent_workers=workers > 0)
     G, D = build_models(cfg.model)
-    D = torch.nn.Sequential(D, torch.nn.Sigmoid())
+    D = torch.nn.Sequential(Logits(D), torch.nn.Sigmoid())
     G, D = G.to(device), D.to(device)
     crit = torch.nn.BCELoss()
     oG = torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=tuple(cfg.train.betas))
@@ -91,7 +103,7 @@ def own_bound(cfg, steps, warmup):
     """The same step on one batch resident on the device: nothing but the model's arithmetic."""
     from accelerate import Accelerator
 
-    from facegan.train.ema import make_ema
+    from facegan.train.ema import EmaSchedule, make_ema
     from facegan.train.runtime import pick_device, resolve_precision, use_channels_last
     from facegan.train.step import GANStep
 
@@ -103,7 +115,8 @@ def own_bound(cfg, steps, warmup):
     oG = torch.optim.Adam(G.parameters(), cfg.train.lr_g, betas=tuple(cfg.train.betas), **fused)
     oD = torch.optim.Adam(D.parameters(), cfg.train.lr_d, betas=tuple(cfg.train.betas), **fused)
     G, D, oG, oD = acc.prepare(G, D, oG, oD)
-    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), 0.999, cfg.model.nz)
+    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)),
+                   EmaSchedule(0.999, cfg.train.batch_size), cfg.model.nz)
     r = cfg.model.resolution
     real = (torch.rand(cfg.train.batch_size, 3, r, r, device=acc.device) * 2 - 1).contiguous(memory_format=fmt)
     for _ in range(warmup):

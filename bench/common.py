@@ -37,10 +37,11 @@ def report(name: str, figures: dict, ratio_name: str, ratio: float) -> dict:
     for k, v in figures.items():
         print(f"  {k}: {v}")
     print(f"  {ratio_name}: {ratio:.2f}x")
+    from facegan.io import write_json_atomic
+
     os.makedirs(RESULTS, exist_ok=True)
     tag = "gpu" if m["device"] != "cpu" else "cpu"
-    with open(os.path.join(RESULTS, f"{name}-{tag}.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    write_json_atomic(os.path.join(RESULTS, f"{name}-{tag}.json"), result)
     return result
 
 

@@ -25,13 +25,13 @@ noised images too) train others, `--rescore` reads finished runs again with them
 `--panel FILE...` lines up each model and seed under every judge (the README's summary).
 """
 
-import argparse
-import json
-import os
 import sys
-import time
 
-from common import RESULTS, ROOT, ensure_synthetic_shards, machine, train_run
+from attr_judge import classify, judge_name, train_classifier
+from common import ensure_synthetic_shards
+from runner import Job, default_out, options, ordered, parse, pick, read_result, run_dir, run_jobs, shown, start, \
+    table
+
 
 def cond(g, d, *extra):
     """Overrides of an attribute-conditional variant: G's and D's conditioning, then the rest."""
@@ -75,117 +75,6 @@ VARIANTS = {
 }
 
 
-def labeled_images(shards_dir, split, condition):
-    """uint8 (N, 3, H, W) images and their (N, C) +-1 attribute vectors of one split."""
-    import torch
-
-    from facegan.data.decode import decoded_batch
-    from facegan.data.health import Tracker
-    from facegan.data.loader import decode_sample, keys_for, read_shard
-    from facegan.data.shardset import resolve_shards
-
-    shards = resolve_shards(shards_dir, split)
-    tracker = Tracker(1.0)
-    pairs = []
-    for url in shards.urls:
-        for s in read_shard(url, tracker, shards.count_of(url), keep=keys_for(condition)):
-            got = decode_sample(s, shards.resolution, tracker, condition)
-            if got is not None:
-                pairs.append(got)
-    return decoded_batch([p[0] for p in pairs]).contiguous(), torch.tensor([p[1] for p in pairs])
-
-
-def classifier(n_out):
-    from torch import nn
-
-    def block(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(True),
-                nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(True), nn.MaxPool2d(2)]
-
-    return nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(128, n_out))
-
-
-def as_input(images_uint8):
-    return images_uint8.float() / 127.5 - 1
-
-
-def degrade(xb, gen):
-    """A batch of [-1, 1] images, each blurred (Gaussian, sigma 0 to 1.2 px) and noised (sigma 0 to
-    0.08) by its own random amount: generated faces are softer and noisier than the renders, and a
-    judge that never saw either reads a soft glasses frame as no glasses (the `degrade` judge)."""
-    import torch
-    from torchvision.transforms.v2 import functional as TF
-
-    levels = torch.randint(0, 4, (len(xb),), generator=gen)
-    out = xb.clone()
-    for level, sigma in enumerate((0.0, 0.5, 0.8, 1.2)):
-        rows = levels == level
-        if sigma and rows.any():
-            out[rows] = TF.gaussian_blur(xb[rows], kernel_size=5, sigma=sigma)
-    noise = torch.randn(xb.shape, generator=gen) * torch.rand(len(xb), 1, 1, 1, generator=gen) * 0.08
-    return (out + noise).clamp(-1, 1)
-
-
-def judge_name(seed, aug):
-    """How results name a classifier: its seed, with a d in front for a degrade judge."""
-    return f"d{seed}" if aug == "degrade" else str(seed)
-
-
-def train_classifier(args, condition, digest):
-    """(classifier, {attribute: val accuracy}, (N, C) +-1 val labels); the classifier is trained once
-    per data content, attribute list and --classifier-seed, and cached beside the shards."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    names = condition.names
-    tag = (f"-s{args.classifier_seed}" if args.classifier_seed else "") + (
-        f"-{args.classifier_aug}" if args.classifier_aug != "flip" else "")
-    path = os.path.join(args.shards, f"attr-classifier-{digest[:16]}-{'-'.join(names)}{tag}.safetensors")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.classifier_seed)  # the cache is keyed by data and this seed, not by --seed
-        net = classifier(len(names))
-    val_x, val_y = labeled_images(args.shards, "val", condition)
-    if os.path.exists(path):
-        net.load_state_dict(load_file(path))
-        print(f"classifier: cached {path}")
-    else:
-        x, y = labeled_images(args.shards, "train", condition)
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        gen = torch.Generator().manual_seed(args.classifier_seed)
-        t0 = time.perf_counter()
-        for epoch in range(args.classifier_epochs):
-            net.train()
-            perm = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x) - 127, 128):
-                idx = perm[i:i + 128]
-                xb = as_input(x[idx])
-                flip = torch.rand(len(idx), generator=gen) < 0.5  # the GANs train with flips too
-                xb[flip] = xb[flip].flip(3)
-                if args.classifier_aug == "degrade":
-                    xb = degrade(xb, gen)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xb), (y[idx] > 0).float())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            print(f"classifier: epoch {epoch + 1}/{args.classifier_epochs}, loss {loss.item():.4f}, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
-        save_file(net.state_dict(), path)
-    net.eval()
-    with torch.no_grad():
-        pred = torch.cat([net(as_input(val_x[i:i + 500])) for i in range(0, len(val_x), 500)]) > 0
-    acc = ((pred == (val_y > 0)).float().mean(0)).tolist()
-    return net, dict(zip(names, acc)), val_y
-
-
-def classify(net, images):
-    """(N, C) bool: the classifier's reading of uint8 images."""
-    import torch
-
-    with torch.no_grad():
-        return torch.cat([net(as_input(images[i:i + 500])) for i in range(0, len(images), 500)]) > 0
-
-
 def rates(got, want):
     """match, and match when asked on / off, of (N,) bool readings against (N,) bool requests."""
     return {"match": (got == want).float().mean().item(), "match_on": got[want].float().mean().item(),
@@ -202,9 +91,7 @@ def attribute_match(G, net, n, seed):
     rarely (by_combination: n and per-attribute match for each asked combination)."""
     import torch
 
-    from facegan.latents import latents
-    from facegan.sampling import bank_conditions
-    from facegan.train.samples import generate
+    from facegan.sampling import bank_conditions, generate, latents
 
     cond = G.condition
     one = {}
@@ -252,32 +139,29 @@ def markdown(result):
     only the all-at-once match (key "match") and are printed in the older layout."""
     m = result["machine"]
     names = result["attributes"]
-    aug = result.get("classifier_aug", "flip")
-    judge = (f" (seed {result['classifier_seed']})" if result.get("classifier_seed") else "") + (
-        ", trained on blurred and noised images too," if aug == "degrade" else "")
+    judge = (f" (seed {result['classifier_seed']})" if result["classifier_seed"] else "") + (
+        ", trained on blurred and noised images too," if result["classifier_aug"] == "degrade" else "")
     both = any("match_one" in v for v in result["variants"].values())
     protocol = ("one attribute asked at a time, on or off with probability 1/2 (50% = the request ignored), the "
                 "others drawn as the data has them; all at once: every attribute asked on or off with probability "
                 "1/2 independently" if both else
                 "each attribute asked on or off with probability 1/2 (50% = the request ignored)")
+    accuracy = result["classifier_val_accuracy"]
     lines = [f"Budget {result['kimg']} kimg per model, seed {result['seed']}, {result['data']}, recipe "
              f"{result['config']}; {m['device']} ({m['cpu']}, {m['cores']} cores). Attribute match: {result['n']} "
              f"samples per setting, {protocol}; read by a classifier{judge} whose accuracy on real val images is "
-             + ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["classifier_val_accuracy"].items())
+             + ", ".join(f"{a} {100 * accuracy[a]:.1f}%" for a in names)
              + f". FID/KID: n = {result['n']} per side against the val split.", ""]
-    joint_column = [f"all at once: {' / '.join(names)}"] if both else []
-    columns = [f"{a} match (on / off)" for a in names] + joint_column
-    lines += ["| model | G / D conditioning | " + " | ".join(columns) + " | FID | KID x 1000 | train wall |",
-              "|---|---|" + "---|" * len(columns) + "---|---|---|"]
-    for name, v in result["variants"].items():
+    rows = []
+    for name, v in ordered(result["variants"], VARIANTS):
         one = v.get("match_one" if both else "match", {})
         cells = [cell(one.get(a)) for a in names]
         if both:
             joint = v.get("match", {})
             cells.append(" / ".join(f"{100 * joint[a]['match']:.0f}%" for a in names) if joint else "-")
-        lines.append(f"| {name} | {v['what']} | " + " | ".join(cells)
-                     + f" | {v['fid']:.2f} | {1000 * v['kid']:.1f} | {wall(v)} |")
-    return "\n".join(lines)
+        rows.append([name, v["what"], *cells, f"{v['fid']:.2f}", f"{1000 * v['kid']:.1f}", wall(v)])
+    columns = [f"{a} match (on / off)" for a in names] + ([f"all at once: {' / '.join(names)}"] if both else [])
+    return "\n".join(lines + table(["model", "G / D conditioning", *columns, "FID", "KID x 1000", "train wall"], rows))
 
 
 CONDITION_ONLY = ("model.condition", "model.g_condition", "model.d_condition", "train.aux_weight", "train.fake_labels")
@@ -294,7 +178,7 @@ def baseline(name):
 
 
 def judge_of(result):
-    return judge_name(result.get("classifier_seed", 0), result.get("classifier_aug", "flip"))
+    return judge_name(result["classifier_seed"], result["classifier_aug"])
 
 
 def panel(results):
@@ -308,8 +192,7 @@ def panel(results):
     names = results[0]["attributes"]
     judges = sorted({judge_of(r) for r in results}, key=lambda j: (j.startswith("d"), j))
     j = " / ".join(judges)
-    lines = [f"| model | seed | " + " | ".join(f"{a}, judges {j}" for a in names)
-             + " | lowest | FID | FID / unconditional |", "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    rows = []
     for (name, seed), by_judge in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         if name.startswith("uncond"):
             continue
@@ -322,33 +205,46 @@ def panel(results):
             cells.append(" / ".join("-" if g is None else f"{100 * g:.1f}" for g in got))
             read += [g for g in got if g is not None]
         low = f"{100 * min(read):.1f}%" if read else "-"
-        lines.append(f"| {name} | {seed} | " + " | ".join(cells) + f" | {low} | {first['fid']:.2f} | {ratio} |")
-    return "\n".join(lines)
+        rows.append([name, seed, *cells, low, f"{first['fid']:.2f}", ratio])
+    head = ["model", "seed", *(f"{a}, judges {j}" for a in names), "lowest", "FID", "FID / unconditional"]
+    return "\n".join(table(head, rows))
 
 
-def check_finished(run_dir, kimg, seed):
-    """Exits with one line unless run_dir holds a run of this budget and seed (what --rescore scores)."""
-    from facegan.config import load_config
+def record(command: str, rescore: bool):
+    """How a run becomes its row (one seed per result file): the run's numbers, the command that
+    measured them, and, scored again, the wall time and command of the training."""
+    def row_of(earlier, job, run):
+        row = {"what": job.what, "overrides": job.overrides, "command": command, **run}
+        if rescore:
+            row["train_wall_s"] = (earlier or {}).get("train_wall_s")
+            if earlier:
+                row["trained_by"] = earlier.get("trained_by", earlier.get("command"))
+        return row
 
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(path):
-        raise SystemExit(f"conditional.py: --rescore: no run in {run_dir}")
-    cfg = load_config(path)
-    if cfg.train.total_kimg != kimg or cfg.train.seed != seed:
-        raise SystemExit(f"conditional.py: --rescore: {path} is a run of {cfg.train.total_kimg} kimg, seed "
-                         f"{cfg.train.seed}, not {kimg} kimg, seed {seed}")
+    return row_of
+
+
+def measure(net, n: int, seed: int):
+    """Scores a run: the attribute match of a conditional G (as `net` reads it), and FID/KID."""
+    def scores(job, G, scorer):
+        row = {}
+        if G.condition is not None:
+            got = attribute_match(G.cpu(), net, n, seed)
+            row.update(match_one=got["one_at_a_time"], match=got["all_at_once"],  # "match": the older results' key
+                       match_by_combination=got["all_at_once_by_combination"])
+            G.to(scorer.device)
+            print("    match " + "  ".join(f"{a} {100 * m['match']:.1f}%" for a, m in row["match_one"].items())
+                  + "  (all at once: " + ", ".join(f"{100 * m['match']:.1f}%" for m in row["match"].values()) + ")")
+        got = scorer(G, ("fid", "kid"))
+        return dict(row, fid=got["fid"], kid=got["kid"], kid_std=got["kid_std"])
+
+    return scores
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/demo.yaml", help="the recipe every variant shares")
-    ap.add_argument("--shards", default="bench/out/cartoon32-labels", help="labeled dataset (packed here if missing)")
-    ap.add_argument("--images", type=int, default=11000, help="synthetic faces to pack when missing (10%% val)")
-    ap.add_argument("--size", type=int, default=32)
+    ap = options(__doc__, shards="cartoon32-labels", workdir="conditional", out="conditional-<cpu|gpu>-<size>.json",
+                 many_seeds=False)
     ap.add_argument("--attrs", default="glasses,hat,beard", help="attributes to condition on")
-    ap.add_argument("--kimg", type=float, default=100, help="training budget per model")
-    ap.add_argument("--n", type=int, default=1000, help="samples for attribute match, and per side for FID/KID")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--classifier-epochs", type=int, default=6)
     ap.add_argument("--classifier-seed", type=int, default=0,
                     help="seed of the attribute classifier (another seed = another judge of the same samples)")
@@ -358,102 +254,42 @@ def main():
     ap.add_argument("--rescore", action="store_true",
                     help="score the variants' finished runs in --workdir again (e.g. with another classifier) "
                          "instead of training them")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every variant")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
-    ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "conditional"))
-    ap.add_argument("--out", help="result JSON (default bench/results/conditional-<cpu|gpu>-<size>.json)")
-    ap.add_argument("--table", metavar="JSON", help="only print the Markdown table of an earlier result")
     ap.add_argument("--panel", nargs="+", metavar="JSON",
                     help="only print the match of each model and seed under each judge, from several results")
-    args = ap.parse_args()
-    if args.table:
-        with open(args.table) as f:
-            print(markdown(json.load(f)))
-        return
+    args = parse(ap, markdown)
     if args.panel:
-        results = []
-        for path in args.panel:
-            with open(path) as f:
-                results.append(json.load(f))
-        print(panel(results))
+        print(panel([read_result(path) for path in args.panel]))
         return
+    if args.quick and args.classifier_epochs == ap.get_default("classifier_epochs"):
+        args.classifier_epochs = 1
     args.attrs = [a.strip() for a in args.attrs.split(",") if a.strip()]
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    names = pick(ap, args.variants, VARIANTS)
 
-    sys.path.insert(0, ROOT)
     import torch
 
-    from facegan.data.shardset import resolve_shards
-    from facegan.eval.features import InceptionFeatures
-    from facegan.eval.generator_io import load_generator
-    from facegan.eval.scoring import score
     from facegan.conditions import select_condition
+    from facegan.data.shardset import resolve_shards
 
     torch.manual_seed(args.seed)
-    ensure_synthetic_shards(args.shards, args.images, args.size)
+    ensure_synthetic_shards(args.shards, args.images, args.size, args.val_fraction)
     train = resolve_shards(args.shards, "train")
     condition = select_condition("attributes", train.labels, args.attrs, args.shards)
     net, accuracy, val_labels = train_classifier(args, condition, train.content_digest)
-    n_val = len(val_labels)
     print("classifier val accuracy: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in accuracy.items())
-          + f" ({n_val} real val images)", flush=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = args.out or os.path.join(RESULTS, f"conditional-{'gpu' if device == 'cuda' else 'cpu'}-{args.size}.json")
-    extractor = InceptionFeatures(log=print).to(device).eval()
-    result = {"benchmark": "conditional", "machine": machine(), "kimg": args.kimg, "n": args.n, "seed": args.seed,
-              "data": f"{args.shards} ({args.size}x{args.size})", "config": args.config, "set": args.set,
-              "attributes": condition.names, "classifier_seed": args.classifier_seed,
-              "classifier_aug": args.classifier_aug, "classifier_val_accuracy": accuracy, "classifier_val_images": n_val,
-              "val_combination_rates": combination_rates(val_labels, condition.names),
-              "command": "python bench/conditional.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d"),
-              "variants": {}}
-    if os.path.exists(out):  # rows measured earlier under the same setup are kept (re-run one with --variants)
-        with open(out) as f:
-            earlier = json.load(f)
-        defaults = {"set": [], "classifier_seed": 0, "classifier_aug": "flip"}  # files from before these keys
-        if all(earlier.get(k, defaults.get(k)) == result[k]
-               for k in ("kimg", "n", "seed", "data", "config", "set", "attributes", "classifier_seed",
-                         "classifier_aug")):
-            result["variants"] = earlier.get("variants", {})
-    for i, name in enumerate(names, 1):
-        what, overrides = VARIANTS[name]
-        run_dir = os.path.join(args.workdir, name if args.seed == 0 else f"{name}-seed{args.seed}")
-        if args.rescore:
-            print(f"[{i}/{len(names)}] {name}: scoring the run in {run_dir} again", flush=True)
-            check_finished(run_dir, args.kimg, args.seed)
-            wall = result["variants"].get(name, {}).get("train_wall_s")  # as measured when it was trained
-        else:
-            print(f"[{i}/{len(names)}] {name}: training {args.kimg} kimg ({what})", flush=True)
-            labels = [] if name.startswith("uncond") else [f"model.labels=[{','.join(args.attrs)}]"]
-            wall, _ = train_run(name, run_dir, args.config, args.shards, args.kimg, args.seed,
-                                [*labels, *overrides, *args.set])
-        G, _ = load_generator(run_dir, device=device)
-        row = {"what": what, "overrides": overrides, "command": result["command"],
-               "train_wall_s": None if wall is None else round(wall, 1)}
-        if args.rescore and name in result["variants"]:
-            row["trained_by"] = result["variants"][name].get("trained_by", result["variants"][name].get("command"))
-        if G.condition is not None:
-            got = attribute_match(G.cpu(), net, args.n, args.seed)
-            row["match_one"] = got["one_at_a_time"]
-            row["match"] = got["all_at_once"]  # the key older results use for this protocol
-            row["match_by_combination"] = got["all_at_once_by_combination"]
-            G.to(device)
-        scores = score(G, args.shards, "val", args.n, extractor, device, metrics=("fid", "kid"), seed=12345)
-        row.update(fid=scores["fid"], kid=scores["kid"], kid_std=scores["kid_std"])
-        result["variants"][name] = row
-        print(f"    FID {row['fid']:.2f}  KID {row['kid']:.5f}  "
-              + "  ".join(f"{a} {100 * m['match']:.1f}%" for a, m in row.get("match_one", {}).items())
-              + ("  (all at once: " + ", ".join(f"{100 * m['match']:.1f}%" for m in row["match"].values()) + ")"
-                 if "match" in row else ""), flush=True)
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        with open(out + ".tmp", "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(out + ".tmp", out)
-    print(markdown(result))
-    print(f"conditional: wrote {out}")
+          + f" ({len(val_labels)} real val images)", flush=True)
+    out = args.out or default_out(f"conditional-<device>-{args.size}.json")
+    setup = {"kimg": args.kimg, "n": args.n, "seed": args.seed, "data": f"{shown(args.shards)} ({args.size}x{args.size})",
+             "config": args.config, "set": args.set, "attributes": condition.names,
+             "classifier_seed": args.classifier_seed, "classifier_aug": args.classifier_aug}
+    command = "python bench/conditional.py " + " ".join(sys.argv[1:])
+    result = start("conditional", out, setup, classifier_val_accuracy=accuracy, classifier_val_images=len(val_labels),
+                   val_combination_rates=combination_rates(val_labels, condition.names), command=command)
+    labels = [f"model.labels=[{','.join(args.attrs)}]"]
+    jobs = [Job(name, args.seed, *VARIANTS[name], run_dir(args, name, args.seed),
+                extra=() if name.startswith("uncond") else labels) for name in names]
+    run_jobs(args, jobs, result, out, measure(net, args.n, args.seed), markdown, record=record(command, args.rescore),
+             rescore=args.rescore)
 
 
 if __name__ == "__main__":

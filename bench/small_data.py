@@ -15,24 +15,25 @@ size (all trainings of a table run one after another on the same machine).
     python bench/small_data.py --sizes 500,2000 --kimg 300 --seeds 0,1,2
     python bench/small_data.py --quick                          # the wiring in a minute or two; numbers meaningless
 
-Writes bench/results/small_data-<cpu|gpu>.json (--out) and prints the Markdown table.
+Writes bench/results/small_data-<cpu|gpu>.json (--out) and prints the Markdown table; rows measured
+earlier under the same setup are kept, so one size, augmentation or seed can be re-run alone.
 """
 
-import argparse
 import os
 import sys
-import time
 
 import torch
 
-from common import RESULTS, ROOT, ensure_synthetic_shards, machine, train_run
-from quality import aggregate
+from common import ROOT, ensure_synthetic_shards
+from runner import SCORES, Job, add_run, default_out, options, parse, pick, run_jobs, shown, start, table
 
 AUGMENTS = {
     "none": ("no augmentation", ["train.augment=none"]),
     "diffaug": ("DiffAugment color,translation,cutout", ["train.augment=color,translation,cutout"]),
     "ada": ("ADA (bgc + cutout, p steered to r_t = 0.6)", ["train.augment=ada"]),
 }
+
+
 def ensure_avatar_shards(path: str, images: int, size: int, val_fraction: float, shard_size: int) -> None:
     """Renders `images` Multiavatar faces into a PNG folder beside path and packs it with facegan-shard
     as a user packs a folder; nothing when path already holds a dataset."""
@@ -50,10 +51,7 @@ def ensure_avatar_shards(path: str, images: int, size: int, val_fraction: float,
 
 SOURCES = {"cartoon": ensure_synthetic_shards, "avatars": ensure_avatar_shards}
 SHARD = 500  # images per shard: every training set is whole shards
-QUICK = {"sizes": [32, 64], "kimg": 0.064, "n": 16, "images": 160, "shard": 32, "val_fraction": 0.2, "ada_kimg": 0.05,
-         "set": ["model.ngf=8", "model.ndf=8", "model.nz=16", "train.batch_size=16", "data.workers=0",
-                 "log.every_steps=1"]}
-SCORES = ("fid", "kid", "precision", "recall")
+QUICK = {"sizes": "32,64", "shard": 32, "ada_kimg": 0.05}  # besides runner.QUICK
 
 
 def training_shards(pack: str, images: int) -> str:
@@ -72,12 +70,6 @@ def training_shards(pack: str, images: int) -> str:
         raise SystemExit(f"small_data: {pack} cannot give exactly {images} training images in whole shards "
                          f"(got {total}); pack it with a shard size that divides every --sizes entry")
     return "::".join(picked)
-
-
-def _shown(path: str) -> str:
-    """A path inside the repository relative to it (results name no machine's directories)."""
-    path = os.path.abspath(path)
-    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else os.path.basename(path)
 
 
 def final_p(run_dir: str):
@@ -110,7 +102,8 @@ def d_outputs(run_dir: str, train_spec: str, pack: str, n: int = 1000) -> tuple:
         total, count = 0.0, 0
         for batch in eval_loader(resolve_shards(spec, split, cfg.model.resolution), 250, limit=n):
             out = D(to_unit_range(batch, "cpu", flip=False))
-            total += torch.sigmoid(out.float()).sum().item()
+            logits = getattr(out, "logits", out)  # D's outputs as a named tuple, or the bare logits
+            total += torch.sigmoid(logits.float()).sum().item()
             count += batch.shape[0]
         return total / max(count, 1)
 
@@ -119,107 +112,81 @@ def d_outputs(run_dir: str, train_spec: str, pack: str, n: int = 1000) -> tuple:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
+    rows = sorted(result["rows"].values(), key=lambda r: (r["images"], list(AUGMENTS).index(r["augment"])))
+    cells = [[row["images"], row["augment"], f"{row['fid']:.2f}", f"{1000 * row['kid']:.1f}", f"{row['precision']:.3f}",
+              f"{row['recall']:.3f}", "-" if row.get("ada_p") is None else f"{row['ada_p']:.3f}",
+              f"{row['img_per_s']:.0f}", "-" if row.get("img_s_cost") is None else f"{100 * row['img_s_cost']:.0f}%"]
+             for row in rows]
     lines = [f"Budget {result['kimg']} kimg per run, seeds {', '.join(map(str, result['seeds']))}, "
              f"{result['data']}, scores with n = {result['n']} against the val split; {m['device']} "
-             f"({m['cpu']}, {m['cores']} cores). img/s cost: throughput lost against no augmentation at that size.",
-             "", "| train images | augmentation | FID | KID x 1000 | precision | recall | final p | img/s "
-                 "| img/s cost |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for key, row in result["rows"].items():
-        p = "-" if row.get("ada_p") is None else f"{row['ada_p']:.3f}"
-        cost = "-" if row.get("img_s_cost") is None else f"{100 * row['img_s_cost']:.0f}%"
-        lines.append(f"| {row['images']} | {row['augment']} | {row['fid']:.2f} | {1000 * row['kid']:.1f} | "
-                     f"{row['precision']:.3f} | {row['recall']:.3f} | {p} | {row['img_per_s']:.0f} | {cost} |")
-    return "\n".join(lines)
+             f"({m['cpu']}, {m['cores']} cores). img/s cost: throughput lost against no augmentation at that size.", ""]
+    return "\n".join(lines + table(["train images", "augmentation", "FID", "KID x 1000", "precision", "recall",
+                                     "final p", "img/s", "img/s cost"], cells))
+
+
+def measure(args):
+    """Scores a run, and reads what only this bench asks: D's outputs on its training images and on
+    held-out ones, and ADA's final p."""
+    def scores(job, G, scorer):
+        got = scorer(G, ("fid", "kid", "prdc"))
+        size = int(job.row.split("-")[0])
+        d_train, d_val = d_outputs(job.run_dir, job.shards, args.shards, min(args.n, size))
+        print(f"    D(train) {d_train:.3f}  D(val) {d_val:.3f}", flush=True)
+        return dict({k: got[k] for k in SCORES[:4] + ("kid_std",)}, D_train=round(d_train, 4), D_val=round(d_val, 4),
+                    ada_p=final_p(job.run_dir))
+
+    return scores
+
+
+def record(row: dict, job: Job, run: dict) -> dict:
+    """A row: its runs' means (runner.add_run), its size and augmentation, and ADA's mean final p."""
+    size, aug = job.row.split("-")
+    new = dict(add_run(row, job, run), images=int(size), augment=aug)
+    ps = [r["ada_p"] for r in new["runs"] if r["ada_p"] is not None]
+    return dict(new, ada_p=sum(ps) / len(ps) if ps else None)
+
+
+def costs(result: dict) -> None:
+    """Each row's img/s lost against no augmentation at its size (None for no augmentation itself)."""
+    rows = result["rows"]
+    for row in rows.values():
+        base = rows.get(f"{row['images']}-none")
+        row["img_s_cost"] = 1 - row["img_per_s"] / base["img_per_s"] if base and row["augment"] != "none" else None
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/demo.yaml", help="the recipe every run starts from")
+    ap = options(__doc__, shards=None, workdir="small_data", out="small_data-<cpu|gpu>.json", kimg=200, images=11200)
     ap.add_argument("--data", choices=sorted(SOURCES), default="cartoon",
                     help="the face source: facegan's synthetic cartoons, or Multiavatar avatars (a source facegan "
                          "did not write: bench/render_avatars.py, needs the avatars extra)")
-    ap.add_argument("--shards", help="the pack (default bench/out/<data>32-small, made here when missing: 11200 "
-                                     "faces, 10%% val, shards of 500)")
     ap.add_argument("--sizes", default="500,1000,2000,5000,10000", help="training set sizes (multiples of 500)")
     ap.add_argument("--augment", default=",".join(AUGMENTS), help=f"comma list of {', '.join(AUGMENTS)}")
-    ap.add_argument("--kimg", type=float, default=200, help="training budget of every run")
     ap.add_argument("--ada-kimg", type=float, default=100,
                     help="train.ada_kimg of the ADA runs (p can go 0 -> 1 in this many kimg)")
-    ap.add_argument("--n", type=int, default=1000, help="generated images scored (and val images, at most)")
-    ap.add_argument("--seeds", default="0", help="comma list of training seeds; rows give the mean over them")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run")
-    ap.add_argument("--inception-weights", help="FID Inception weights file (default: facegan's)")
-    ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "small_data"))
-    ap.add_argument("--out", help="result JSON (default bench/results/small_data-<cpu|gpu>.json)")
-    ap.add_argument("--quick", action="store_true",
-                    help="tiny pack, sizes 32 and 64 (unless --sizes), tiny model, a few steps: the bench end to end")
-    args = ap.parse_args()
+    args = parse(ap, markdown)
+    shard = QUICK["shard"] if args.quick else SHARD
+    if args.quick:
+        args.sizes = QUICK["sizes"] if args.sizes == ap.get_default("sizes") else args.sizes
+        args.ada_kimg = QUICK["ada_kimg"] if args.ada_kimg == ap.get_default("ada_kimg") else args.ada_kimg
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
-        ap.error("--sizes and --seeds take comma lists of integers")
-    augments = [a.strip() for a in args.augment.split(",") if a.strip()]
-    unknown = [a for a in augments if a not in AUGMENTS]
-    if unknown:
-        ap.error(f"--augment: unknown {', '.join(unknown)}; choose from {', '.join(AUGMENTS)}")
-    images, shard, val_fraction, extra = 11200, SHARD, 0.1, list(args.set)
-    args.shards = args.shards or os.path.join(ROOT, "bench", "out", f"{args.data}32-small")
-    if args.quick:
-        if args.sizes == ap.get_default("sizes"):
-            sizes = QUICK["sizes"]
-        args.kimg, args.n, args.ada_kimg = QUICK["kimg"], QUICK["n"], QUICK["ada_kimg"]
-        images, shard, val_fraction = QUICK["images"], QUICK["shard"], QUICK["val_fraction"]
-        extra = QUICK["set"] + extra
-        if args.shards == os.path.join(ROOT, "bench", "out", f"{args.data}32-small"):
-            args.shards += "-quick"
+        ap.error("--sizes takes a comma list of integers")
+    augments = pick(ap, args.augment, AUGMENTS, "augmentation")
+    args.shards = args.shards or os.path.join(ROOT, "bench", "out", f"{args.data}{args.size}-small"
+                                              + ("-quick" if args.quick else ""))
 
-    sys.path.insert(0, ROOT)
-    import torch
-
-    from facegan.eval.features import InceptionFeatures
-    from facegan.eval.generator_io import load_generator
-    from facegan.eval.scoring import score
-    from facegan.io import write_json_atomic
-
-    SOURCES[args.data](args.shards, images, 32, val_fraction=val_fraction, shard_size=shard)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = args.out or os.path.join(RESULTS, f"small_data-{'gpu' if device == 'cuda' else 'cpu'}.json")
-    extractor = InceptionFeatures(args.inception_weights, log=print).to(device).eval()
-    result = {"benchmark": "small_data", "machine": machine(), "date": time.strftime("%Y-%m-%d"),
-              "kimg": args.kimg, "ada_kimg": args.ada_kimg, "n": args.n, "seeds": seeds, "config": args.config,
-              "set": extra, "data": f"{_shown(args.shards)} (32x32, shards of {shard})", "rows": {}}
-    jobs = [(size, aug, seed) for size in sizes for aug in augments for seed in seeds]
-    runs = {}
-    for i, (size, aug, seed) in enumerate(jobs, 1):
-        what, overrides = AUGMENTS[aug]
-        overrides = overrides + ([f"train.ada_kimg={args.ada_kimg}"] if aug == "ada" else [])
-        run_dir = os.path.join(args.workdir, f"{size}-{aug}-seed{seed}")
-        print(f"[{i}/{len(jobs)}] {size} images, {what}, seed {seed}: training {args.kimg} kimg", flush=True)
-        wall, speed = train_run(f"{size}-{aug}", run_dir, args.config, training_shards(args.shards, size), args.kimg,
-                                seed, [*overrides, *extra])
-        G, _ = load_generator(run_dir, device=device)
-        scores = score(G, args.shards, "val", args.n, extractor, device, metrics=("fid", "kid", "prdc"), seed=12345)
-        run = {k: scores[k] for k in SCORES + ("kid_std",)}
-        d_train, d_val = d_outputs(run_dir, training_shards(args.shards, size), args.shards, min(args.n, size))
-        run.update(seed=seed, train_wall_s=round(wall, 1), img_per_s=round(speed, 1), ada_p=final_p(run_dir),
-                   D_train=round(d_train, 4), D_val=round(d_val, 4))
-        runs.setdefault((size, aug), []).append(run)
-        print(f"    FID {run['fid']:.2f}  KID {run['kid']:.5f}  D(train) {d_train:.3f}  D(val) {d_val:.3f}  "
-              f"precision {run['precision']:.3f}  "
-              f"recall {run['recall']:.3f}  {speed:.0f} img/s" + (f"  p {run['ada_p']:.3f}" if run["ada_p"] is not None
-                                                                  else ""), flush=True)
-    for (size, aug), rs in runs.items():
-        row = {"images": size, "augment": aug, "what": AUGMENTS[aug][0], "runs": rs, **aggregate(rs)}
-        ps = [r["ada_p"] for r in rs if r["ada_p"] is not None]
-        row["ada_p"] = sum(ps) / len(ps) if ps else None
-        base = runs.get((size, "none"))
-        row["img_s_cost"] = (1 - row["img_per_s"] / aggregate(base)["img_per_s"]) if base and aug != "none" else None
-        result["rows"][f"{size}-{aug}"] = row
-    write_json_atomic(out, result)
-    print(markdown(result))
-    print(f"small_data: wrote {out}")
+    SOURCES[args.data](args.shards, args.images, args.size, val_fraction=args.val_fraction, shard_size=shard)
+    out = args.out or default_out("small_data-<device>.json")
+    setup = {"kimg": args.kimg, "ada_kimg": args.ada_kimg, "n": args.n, "config": args.config, "set": args.set,
+             "data": f"{shown(args.shards)} ({args.size}x{args.size}, shards of {shard})"}
+    result = start("small_data", out, setup, rows="rows")
+    jobs = [Job(f"{size}-{aug}", seed, AUGMENTS[aug][0],
+                AUGMENTS[aug][1] + ([f"train.ada_kimg={args.ada_kimg}"] if aug == "ada" else []),
+                os.path.join(args.workdir, f"{size}-{aug}-seed{seed}"), shards=training_shards(args.shards, size))
+            for size in sizes for aug in augments for seed in args.seeds]
+    result["seeds"] = sorted({s for row in result["rows"].values() for s in row["seeds"]} | set(args.seeds))
+    run_jobs(args, jobs, result, out, measure(args), markdown, record=record, rows="rows", tidy=costs)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def bound_rate(model_cfg: ModelConfig, batch: int, steps: int, warmup: int, prec
     from accelerate.state import AcceleratorState
 
     from facegan.models import build_models
-    from facegan.train.ema import make_ema
+    from facegan.train.ema import EmaSchedule, make_ema
     from facegan.train.step import GANStep
 
     dev = device()
@@ -59,7 +59,8 @@ def bound_rate(model_cfg: ModelConfig, batch: int, steps: int, warmup: int, prec
         G = torch.compile(G, mode=compile_mode if compile_backend == "inductor" else None, backend=compile_backend)
         D = torch.compile(D, mode=compile_mode if compile_backend == "inductor" else None, backend=compile_backend)
     G, D, oG, oD = acc.prepare(G, D, oG, oD)
-    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G, keep_torch_compile=False)), 0.999, model_cfg.nz)
+    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G, keep_torch_compile=False)),
+                   EmaSchedule(0.999, batch), model_cfg.nz)
     r = model_cfg.resolution
     real = (torch.rand(batch, 3, r, r, device=acc.device) * 2 - 1).contiguous(memory_format=fmt)
     for _ in range(warmup):

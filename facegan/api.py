@@ -47,10 +47,9 @@ def train(config: Optional[str] = None, *overrides: str):
 def sample(source: str, n: int = 16, seed: int = 0, truncation: float = 1.0, raw: bool = False) -> torch.Tensor:
     """facegan-sample SOURCE --n N --seed S: (n, 3, H, W) uint8 images from a run directory, a
     checkpoint or an export (the EMA generator unless raw). Image i of a seed is the same face
-    whatever n (facegan.latents)."""
+    whatever n (facegan.sampling.latents)."""
     from .eval.generator_io import load_generator
-    from .latents import latents
-    from .train.samples import generate
+    from .sampling import generate, latents
 
     G, _ = load_generator(source, raw=raw)
     return generate(G, latents(n, G.nz, seed, truncation))

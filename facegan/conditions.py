@@ -1,6 +1,5 @@
-"""What a conditional model is told (the condition) and how D is told it.
-
-Conditioning on labels: what a conditional model is told (the condition), and the layers that tell it.
+"""Conditioning on labels: what a conditional model is told (the condition), and how D is told it
+(DConditioning, parsed once from model.d_condition).
 
 A condition is stored in the architecture dict as {"kind", "fields"}:
 - kind "attributes": binary label fields (CelebA's eyeglasses, wearing_hat, ...), any combination;
@@ -24,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .data.labels import BINARY, CLASS, LabelField, fields_from_json, find_field, label_name
+from .data.labels import BINARY, CLASS, LabelField, fields_from_json, find_field
 from .errors import UserError
 
 CONDITION_KINDS = ("none", "attributes", "class")

@@ -10,13 +10,14 @@
 """
 
 import os
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Tuple
 
 import torch
 from PIL import Image
 
 from .errors import UserError
 from .io import atomic_path
+from .sampling import to_pil
 
 SOFTWARE = "facegan"
 GRID_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -72,19 +73,6 @@ def _marked(fmt: str) -> dict:
     return {"exif": exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {"quality": 95})}
 
 
-def to_pil(image_uint8: torch.Tensor) -> Image.Image:
-    """(3, H, W) uint8 -> RGB PIL image."""
-    return Image.fromarray(image_uint8.permute(1, 2, 0).contiguous().numpy())
-
-
-def zoom(images_uint8: torch.Tensor, k: int) -> torch.Tensor:
-    """(..., H, W) images with each pixel repeated k x k times (nearest neighbour: no new detail, no
-    blur), (..., k H, k W); for looking at 32x32 faces, which viewers show as thumbnails or smooth."""
-    if k == 1:
-        return images_uint8
-    return images_uint8.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1)
-
-
 def save_image(image_uint8: torch.Tensor, path: str) -> None:
     """One (3, H, W) uint8 image in the format of path's extension (GRID_FORMATS), atomically."""
     fmt = image_format(path, GRID_FORMATS, "an image")
@@ -99,3 +87,12 @@ def save_animation(frames_uint8: Sequence[torch.Tensor], path: str, frame_ms: in
     with atomic_path(path) as tmp:
         pics[0].save(tmp, format=fmt, save_all=True, append_images=pics[1:], duration=frame_ms, loop=0,
                      **_marked(fmt))
+
+
+def save_video(frames_uint8: torch.Tensor, path: str, fps: float = 12.0) -> Tuple[int, int, int]:
+    """uint8 (T, 3, H, W) frames as H.264 (VIDEO_FORMATS) through facegan.eval.video.write_mp4,
+    atomically; returns (frame count, video height, video width). UserError without imageio-ffmpeg."""
+    from .eval.video import write_mp4
+
+    image_format(path, VIDEO_FORMATS, "a video")
+    return write_mp4(iter(frames_uint8.permute(0, 2, 3, 1).numpy()), path, fps=fps)

@@ -18,7 +18,7 @@ from facegan.models import build_models
 from facegan.train import checkpoint as ckpt
 from facegan.train.ada import ADA_INTERVAL, P_MAX, AdaController, small_data_note
 from facegan.train.augment_pipe import SYM6, TRANSFORMS, AugmentPipe, _downsample2x, _upsample2x
-from facegan.train.ema import make_ema
+from facegan.train.ema import EmaSchedule, make_ema
 from facegan.train.step import GANStep
 from test_train import TINY, kimg, train_cli, weights
 
@@ -264,7 +264,7 @@ def test_only_ds_inputs_go_through_the_pipeline():
     """Every image D sees is augmented (reals, fakes in D's step, fakes in G's step); G_ema and the
     sample grids never are: G learns the augmentations only through D, so with an invertible
     pipeline and p below ~0.8 nothing leaks into the samples (Karras et al. 2020, sec. 2)."""
-    from facegan.train.samples import fixed_noise, generate
+    from facegan.sampling import generate, latents
 
     acc = Accelerator(cpu=True)
     G, D = build_models(ModelConfig(resolution=16, nz=8, ngf=4, ndf=4), seed=0)
@@ -274,18 +274,18 @@ def test_only_ds_inputs_go_through_the_pipeline():
     ada.p = 0.5
     seen, pipe = [], ada.pipe
     ada.pipe = lambda x, p: seen.append((x, p)) or pipe(x, p)
-    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), 0.5, 8, augment=("ada",), ada=ada)
+    step = GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), EmaSchedule(0.5, 4), 8, augment=("ada",), ada=ada)
     real = torch.rand(4, 3, 16, 16) * 2 - 1
     step(real)
     assert len(seen) == 3 and seen[0][0] is real and all(p == 0.5 for _, p in seen)
     assert not seen[1][0].requires_grad and seen[2][0].requires_grad  # D's step: detached fakes; G's: through G
-    generate(step.G_ema, fixed_noise(8, 8, 0))
+    generate(step.G_ema, latents(8, 8, 0))
     assert len(seen) == 3  # the EMA generator's grids: no augmentation
     for _ in range(ADA_INTERVAL - 1):
         step(real)
     assert ada.rt is not None and ada.p != 0.5  # moved by r_t after ADA_INTERVAL steps
     with pytest.raises(ValueError, match="ADA controller"):
-        GANStep(acc, G, D, oG, oD, None, 0.5, 8, augment=("ada",))
+        GANStep(acc, G, D, oG, oD, None, EmaSchedule(0.5, 4), 8, augment=("ada",))
 
 
 # ---------------------------------------------------------------- ADA in a run

@@ -60,16 +60,16 @@ def test_conditional_networks_use_the_condition(cond, g_cond, d_cond):
     x0, x1 = G(z, c0), G(z, c1)
     assert x0.shape == (4, 3, 32, 32) and not torch.allclose(x0, x1)
     D.eval()
-    assert D(x0, c0).shape == (4,)
+    assert D(x0, c0).logits.shape == (4,)
     # D's real/fake score reads c unless the labels reach it only through the classifier (aux)
-    assert torch.allclose(D(x0, c0), D(x0, c1)) == (d_cond in ("aux", "adc"))
+    assert torch.allclose(D(x0, c0).logits, D(x0, c1).logits) == (d_cond in ("aux", "adc"))
     if "aux" in d_cond:  # AC-GAN's head: label logits beside the real/fake logit
-        logits, labels = D(x0, c0, aux=True)
-        assert torch.equal(logits, D(x0, c0)) and labels.shape == (4, cond.dim)
+        logits, labels = D(x0, c0, labels=True)
+        assert torch.equal(logits, D(x0, c0).logits) and labels.shape == (4, cond.dim)
         assert aux_loss(cond, labels, c0).ndim == 0
     if "adc" in d_cond:  # ADC-GAN's head: (label, real/fake) logits
-        logits, labels = D(x0, c0, aux=True)
-        assert torch.equal(logits, D(x0, c0)) and labels.shape == (4, adc_width(cond))
+        logits, labels = D(x0, c0, labels=True)
+        assert torch.equal(logits, D(x0, c0).logits) and labels.shape == (4, adc_width(cond))
         assert adc_loss(cond, labels, c0, real=True).ndim == 0
     with pytest.raises(ValueError, match="needs c"):
         G(z)
@@ -276,7 +276,7 @@ def test_sample_by_attribute_and_toggle(attr_run, tmp_path):
     r = sample(str(attr_run), "--n", "6", "--seed", "1", "--attr", "glasses=1", "--out", str(tmp_path / "on.png"))
     assert r.returncode == 0, r.stderr
     grid = np.array(Image.open(tmp_path / "on.png"))
-    from facegan.train.samples import grid_uint8
+    from facegan.sampling import grid_uint8
 
     want = grid_uint8(torch.from_numpy(on).permute(0, 3, 1, 2), nrow=2).permute(1, 2, 0).numpy()
     assert np.array_equal(grid, want)  # the CLI and the API give the same faces for the same request

@@ -1,6 +1,6 @@
-"""bench/conditional.py's bookkeeping: the attribute-match protocols, the data's combination rates
-and the README table (the GAN runs themselves take tens of minutes; these use stand-in networks
-whose answers are known)."""
+"""bench/conditional.py's bookkeeping and its judge (bench/attr_judge.py): the attribute-match
+protocols, the data's combination rates and the README table (the GAN runs themselves take tens
+of minutes; these use stand-in networks whose answers are known)."""
 
 import pytest
 import torch
@@ -16,6 +16,11 @@ ATTRS = Condition("attributes", tuple(LabelField(n, "binary") for n in ("glasses
 @pytest.fixture(scope="module")
 def bench():
     return load_bench("conditional")
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_bench("attr_judge")
 
 
 class PaintsLabels(nn.Module):
@@ -77,7 +82,8 @@ def test_combination_rates_of_the_data(bench):
 def test_table_shows_both_protocols_and_keeps_older_rows_readable(bench):
     m = {"match": 0.9, "match_on": 0.8, "match_off": 1.0}
     result = {"machine": {"device": "cpu", "cpu": "x", "cores": 2}, "kimg": 200, "n": 1000, "seed": 0,
-              "data": "d", "config": "c", "attributes": ["glasses"], "classifier_val_accuracy": {"glasses": 0.99},
+              "data": "d", "config": "c", "attributes": ["glasses"], "classifier_seed": 0, "classifier_aug": "flip",
+              "classifier_val_accuracy": {"glasses": 0.99},
               "variants": {"new": {"what": "w", "match_one": {"glasses": m},
                                    "match": {"glasses": dict(m, match=0.7)}, "fid": 90.0, "kid": 0.07,
                                    "train_wall_s": None},
@@ -95,7 +101,7 @@ def test_table_shows_both_protocols_and_keeps_older_rows_readable(bench):
 def test_panel_lines_up_judges_and_the_unconditional_model_with_the_same_networks(bench):
     def result(judge, seed, glasses, fid_cond, fid_uncond):
         m = {"match": glasses, "match_on": glasses, "match_off": 1.0}
-        return {"seed": seed, "classifier_seed": judge, "attributes": ["glasses"],
+        return {"seed": seed, "classifier_seed": judge, "classifier_aug": "flip", "attributes": ["glasses"],
                 "variants": {"cond-cbn-aux-ngf64": {"match_one": {"glasses": m}, "fid": fid_cond},
                              "uncond-ngf64g": {"fid": fid_uncond}, "uncond": {"fid": 1.0}}}
 
@@ -108,16 +114,16 @@ def test_panel_lines_up_judges_and_the_unconditional_model_with_the_same_network
     assert bench.baseline("cond-cbn-aux") == "uncond" and bench.baseline("cond-cbn-aux3-ngf64") == "uncond-ngf64g"
 
 
-def test_the_degrade_judge_sees_soft_noisy_images_and_the_panel_names_it(bench):
+def test_the_degrade_judge_sees_soft_noisy_images_and_the_panel_names_it(bench, judge):
     gen = torch.Generator().manual_seed(0)
     x = -torch.ones(64, 3, 16, 16)
     x[:, :, 8, :] = 1.0  # a one-pixel line, like a glasses frame at 32x32
-    y = bench.degrade(x, gen)
+    y = judge.degrade(x, gen)
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
     peak = y[:, 0, 8, 4:12].mean(1)
     assert (peak < 0.9).any() and (peak > 0.9).any()  # some lines softened, some kept
     assert not torch.equal(y, x) and torch.equal(x[:, :, 8, 0], torch.ones(64, 3))  # the input is left alone
-    assert bench.judge_name(0, "flip") == "0" and bench.judge_name(2, "degrade") == "d2"
+    assert judge.judge_name(0, "flip") == "0" and judge.judge_name(2, "degrade") == "d2"
 
     m = {"match": 0.9, "match_on": 0.8, "match_off": 1.0}
     row = {"match_one": {"glasses": m}, "fid": 90.0}
@@ -125,3 +131,23 @@ def test_the_degrade_judge_sees_soft_noisy_images_and_the_panel_names_it(bench):
                 "variants": {"cond-cbn-aux": row}} for s, aug in ((1, "degrade"), (0, "flip"), (0, "degrade"))]
     table = bench.panel(results)
     assert "glasses, judges 0 / d0 / d1 |" in table
+
+
+def test_committed_results_are_in_the_current_format(bench):
+    """Every conditional result in bench/results names its judge and shared overrides (no defaults
+    filled in on reading), and its table and the panel print."""
+    import glob
+    import json
+    import os
+
+    from conftest import ROOT
+
+    paths = sorted(glob.glob(os.path.join(ROOT, "bench", "results", "conditional*.json"))
+                   + glob.glob(os.path.join(ROOT, "bench", "results", "conditional-recipe", "*.json")))
+    assert paths
+    for path in paths:
+        result = json.load(open(path))
+        assert all(k in result for k in ("set", "classifier_seed", "classifier_aug")), path
+        assert "| model | G / D conditioning |" in bench.markdown(result)
+    recipe = [json.load(open(p)) for p in paths if "conditional-recipe" in p]
+    assert "judges 0 / 1 / 2 / d0 / d1 / d2" in bench.panel(recipe)

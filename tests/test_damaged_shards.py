@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from facegan.data.health import BadData, Tracker
+from facegan.data.bad_data import BadData, BadDataBudget
 from facegan.data.loader import read_shard, resolve_shards, train_loader
 from facegan.data.shard_reader import shard_samples
 
@@ -195,7 +195,7 @@ def test_training_past_the_threshold_ends_with_one_line_and_status_2(cartoon_sha
 def test_a_stream_that_stops_delivering_is_bad_data_not_a_hang(cartoon_shards):
     shard = os.path.join(cartoon_shards, "train-000000.tar")
     url = f"pipe:sh -c 'head -c 20000 {shard}; exec sleep 600'"
-    tracker = Tracker(1.0)
+    tracker = BadDataBudget(1.0)
     t = time.time()
     with within(LIMIT_S):
         got = read_shard(url, tracker, expected=64, stall_s=2)
@@ -206,7 +206,7 @@ def test_a_stream_that_stops_delivering_is_bad_data_not_a_hang(cartoon_shards):
 
 
 def test_a_failing_command_is_bad_data(cartoon_shards):
-    tracker = Tracker(1.0)
+    tracker = BadDataBudget(1.0)
     assert read_shard("pipe:exit 3", tracker) == []
     # A bare URL: its count is unknown, so the lost shard counts as a readable shard's samples,
     # once one has been read (tests/test_missing_shards.py has the other orders).

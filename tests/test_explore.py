@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from facegan.config import ModelConfig
-from facegan.latents import latents
+from facegan.sampling import latents
 from facegan.models import build_models
 from facegan.models import architecture
 from facegan.train import checkpoint as ckpt
@@ -66,7 +66,7 @@ def test_sample_truncation_and_truncation_row(generator_file, tmp_path, capsys):
 
 def test_interpolation_mp4_is_readable_with_the_right_frames(generator_file, tmp_path):
     from facegan.cli.sample import main as sample
-    from facegan.eval.explore import walk_frames
+    from facegan.sampling import walk_frames
     from facegan.eval.generator_io import load_generator
     from facegan.eval.video import read_mp4
 
@@ -220,3 +220,12 @@ def test_eval_nearest_needs_a_shard_reference(generator_file, tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("must be a facegan shard dataset with train and val splits") and len(err.splitlines()) == 1
+
+
+def test_a_sample_code_depends_on_seed_and_index_only():
+    """Row i of a seed is the same code whatever n and start ask for it (the app's walk start,
+    facegan-sample --n 1 and image 0 of a grid are one face)."""
+    for nz in (100, 7, 16):
+        full = latents(37, nz, 3)
+        for start, n in ((0, 1), (0, 2), (0, 5), (1, 3), (5, 1), (10, 27), (0, 37)):
+            assert torch.equal(latents(n, nz, 3, start=start), full[start:start + n]), (nz, start, n)

@@ -145,7 +145,7 @@ def test_a_changed_freeze_d_on_resume_is_one_line(tmp_path):
     train.freeze_d cannot be resumed, and says why instead of a traceback."""
     _, D = build_models(ModelConfig(**TINY_MODEL), seed=0)
     opt = torch.optim.Adam(D.parameters())
-    D(torch.randn(2, 3, 32, 32)).sum().backward()
+    D(torch.randn(2, 3, 32, 32)).logits.sum().backward()
     opt.step()
     ckpt.save_optimizer(opt, str(tmp_path / "opt_D.safetensors"))
     freeze_d(D, 1)

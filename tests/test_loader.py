@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from facegan.data.health import BadData
+from facegan.data.bad_data import BadData
 from facegan.data.loader import EvalStream, TrainStream, resolve_shards, train_loader
 from facegan.errors import UserError
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from conftest import run_cli, ROOT
-from facegan.data.health import BadData, Tracker
+from facegan.data.bad_data import BadData, BadDataBudget
 from facegan.data.loader import read_shard, resolve_shards, train_loader
 
 TRAIN = os.path.join(ROOT, "launch", "train.py")
@@ -43,7 +43,7 @@ def test_a_missing_shard_counts_as_the_samples_the_manifest_says(copy_of):
     shards = resolve_shards(pattern, "train", 32)
     victim = shards.urls[1]
     os.remove(victim)
-    tracker = Tracker(1.0, share=shards.total)
+    tracker = BadDataBudget(1.0, share=shards.total)
     assert read_shard(victim, tracker, shards.count_of(victim)) == []
     assert tracker.bad == shards.count_of(victim) == 64
     assert tracker.empty_shards == [victim]
@@ -104,7 +104,7 @@ def test_without_a_manifest_an_empty_shard_counts_as_a_typical_shard(copy_of, tm
     shards = resolve_shards(str(bare / "train-{000000..000003}.tar"), "train", 32)
     assert shards.counts is None  # no manifest beside them
     missing = str(bare / "train-000003.tar")
-    tracker = Tracker(1.0, share=None)
+    tracker = BadDataBudget(1.0, share=None)
     assert read_shard(missing, tracker) == []  # met first: waits to be sized
     assert tracker.bad == 0
     for url in shards.urls[:3]:
@@ -115,7 +115,7 @@ def test_without_a_manifest_an_empty_shard_counts_as_a_typical_shard(copy_of, tm
 def test_a_failing_pipe_counts_as_a_typical_shard(cartoon_shards):
     """Not a file at all: a `pipe:` command that fails, among ones that work (no manifest)."""
     good = sorted(glob.glob(os.path.join(cartoon_shards, "train-*.tar")))[:2]
-    tracker = Tracker(1.0, share=None)
+    tracker = BadDataBudget(1.0, share=None)
     for url in good:
         assert len(read_shard(f"pipe:cat {url}", tracker)) == 64
     assert read_shard("pipe:exit 3", tracker) == []

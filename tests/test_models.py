@@ -10,7 +10,7 @@ def test_shapes_at_every_resolution(res):
     g, d = Generator(res, nz=16, ngf=8), Discriminator(res, ndf=8)
     x = g(torch.randn(3, 16))
     assert x.shape == (3, 3, res, res) and x.abs().max() <= 1
-    assert d(x).shape == (3,)
+    assert d(x).logits.shape == (3,)
 
 
 def test_dcgan_structure_and_init():

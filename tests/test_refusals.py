@@ -258,8 +258,7 @@ def test_generated_samples_are_a_function_of_seed_and_index(tiny_run):
     from facegan.eval.metrics import blocks_of, merge_blocks
 
     g, _ = load_generator(tiny_run)
-    from facegan.latents import latents
-    from facegan.train.samples import generate
+    from facegan.sampling import generate, latents
 
     n, b, world = 7, 2, 3
     z = latents(n, g.nz, 5)

@@ -10,7 +10,7 @@ from torch import nn
 
 from facegan.config import load_config
 from facegan.eval.generator_io import load_generator
-from facegan.models import ArchSpec, register_architecture
+from facegan.models import ArchSpec, DOutput, register_architecture
 from facegan.train import checkpoint as ckpt
 from facegan.train.losses import register_loss
 
@@ -36,7 +36,7 @@ class ToyD(nn.Module):
                                  nn.Linear(width, 1))
 
     def forward(self, x):
-        return self.net(x).flatten()
+        return DOutput(self.net(x).flatten())
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from accelerate import Accelerator
 
 from facegan.config import ModelConfig
 from facegan.models import build_models
-from facegan.train.ema import make_ema
-from facegan.train.step import GANStep, to_unit_range
+from facegan.images import to_unit_range
+from facegan.train.ema import EmaSchedule, make_ema
+from facegan.train.step import GANStep
 
 
 def make_step():
@@ -14,7 +15,7 @@ def make_step():
     G, D = build_models(ModelConfig(resolution=16, nz=8, ngf=4, ndf=4), seed=0)
     oG, oD = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     G, D, oG, oD = acc.prepare(G, D, oG, oD)
-    return GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), 0.5, 8), G, D, oD
+    return GANStep(acc, G, D, oG, oD, make_ema(acc.unwrap_model(G)), EmaSchedule(0.5, 4), 8), G, D, oD
 
 
 def test_g_step_leaves_no_gradient_in_d():

@@ -384,7 +384,8 @@ def test_output_closed_early_ends_quietly(tmp_path, cmd):
 def test_ema_rampup_lets_a_short_run_follow_g(cartoon_shards, tmp_path):
     """With the half-life capped at a fraction of the images seen (StyleGAN2-ADA), G_ema tracks G
     after a few steps; without it (half-life 10 kimg) G_ema has barely left G's initial weights."""
-    from facegan.config import ema_beta, load_config
+    from facegan.config import load_config
+    from facegan.train.ema import ema_beta
     from facegan.train.loop import train
 
     assert ema_beta(10.0, 32, 0.0, 0) == ema_beta(10.0, 32)  # off: today's decay

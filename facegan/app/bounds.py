@@ -66,7 +66,7 @@ def seed(value, notes: list, name: str = "seed") -> int:
 
 
 def truncation(value, notes: list) -> float:
-    """psi in [0.05, 1] (see facegan.latents)."""
+    """psi in [0.05, 1] (see facegan.sampling.latents)."""
     v = float(_number(value, "truncation", 1.0, notes))
     if not PSI_MIN <= v <= PSI_MAX:
         clamped = min(max(v, PSI_MIN), PSI_MAX)

@@ -13,24 +13,13 @@ import html
 import io
 import math
 
-from PIL import Image
-
+from ..sampling import grid_uint8, seed_walk, to_pil
 from . import bounds
 
 # Small faces shown large and sharp (the PNG downloads keep their own pixels).
 STYLE = ("<style>.facegan-img img { image-rendering: pixelated; object-fit: contain !important; }"
          " #grid img { height: 320px !important; width: auto !important; max-width: 100%; }"
          " #strip img { height: 96px !important; width: auto !important; max-width: 100%; }</style>")
-
-
-def _grid(images, nrow: int) -> Image.Image:
-    """(N, H, W, 3) uint8 -> one PIL grid with 2 px white padding (as facegan-sample writes)."""
-    import torch
-
-    from ..train.samples import grid_uint8
-
-    grid = grid_uint8(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=nrow)
-    return Image.fromarray(grid.permute(1, 2, 0).numpy())
 
 
 def _notes(notes: list) -> str:
@@ -64,11 +53,12 @@ def make_grid(G, seed, count, psi, labels=""):
     n = bounds.bounded_int(count, "count", 1, bounds.MAX_COUNT, 16, notes)
     t = bounds.truncation(psi, notes)
     kw = asked_labels(G, labels, notes)
-    images = G.sample(n, seed=s, truncation=t, **kw)
+    images = G.sample(n, seed=s, truncation=t, as_tensor=True, **kw)
     summary = f"{n} image{'s' if n > 1 else ''}, seed {s}, truncation {t:g}"
     if kw:
         summary += f", labels {next(iter(kw.values()))}"
-    return _grid(images, max(1, math.ceil(math.sqrt(n)))), "\n".join([summary, "", _notes(notes)]).strip()
+    grid = to_pil(grid_uint8(images, max(1, math.ceil(math.sqrt(n)))))  # as facegan-sample writes it
+    return grid, "\n".join([summary, "", _notes(notes)]).strip()
 
 
 def make_walk(G, seed_a, seed_b, frames, psi):
@@ -77,8 +67,8 @@ def make_walk(G, seed_a, seed_b, frames, psi):
     a, b = bounds.seed(seed_a, notes, "seed A"), bounds.seed(seed_b, notes, "seed B")
     k = bounds.bounded_int(frames, "frames", 2, bounds.MAX_FRAMES, 12, notes)
     t = bounds.truncation(psi, notes)
-    images = G.interpolate(a, b, k, truncation=t)
-    pics = [Image.fromarray(im) for im in images]
+    images = seed_walk(G, a, b, k, truncation=t)  # what G.interpolate returns, as uint8 (k, 3, H, W)
+    pics = [to_pil(im) for im in images]
     buf = io.BytesIO()
     back = pics[::-1][1:-1]  # there and back again, so the loop has no jump
     pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:] + back, duration=90, loop=0)
@@ -88,7 +78,7 @@ def make_walk(G, seed_a, seed_b, frames, psi):
            f'alt="walk from seed {a} to seed {b}"><br>'
            f'<a download="walk-{a}-{b}.gif" href="{uri}">Download GIF</a></div>')
     summary = f"{k} frames from seed {a} to seed {b}, truncation {t:g}"
-    return _grid(images, len(images)), gif, "\n".join([summary, "", _notes(notes)]).strip()
+    return to_pil(grid_uint8(images, len(images))), gif, "\n".join([summary, "", _notes(notes)]).strip()
 
 
 def build_app(G, title: str = "facegan"):

@@ -12,9 +12,12 @@ import socket
 import sys
 
 from ..errors import UserError, cli_entry
+from ..log import get_logger
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 SHARE_SERVER = ("api.gradio.app", 443)  # what `--share` has to reach to get a gradio.live link
+
+log = get_logger("facegan-app")
 
 
 def build_parser():
@@ -57,7 +60,7 @@ def main(argv=None):
     if args.share:
         _check_share_reachable()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    print(f"facegan-app: loading {args.source} and the app ...", file=sys.stderr, flush=True)
+    log.warning(f"loading {args.source} and the app ...")  # stderr, beside the error line a failed load ends in
     from ..share.model import FaceGenerator
 
     G = FaceGenerator.from_pretrained(args.source, map_location=args.device)
@@ -67,8 +70,8 @@ def main(argv=None):
     demo = build_app(G, title=title)
     port = args.port or _free_port()
     if args.host not in LOCAL_HOSTS:
-        print(f"facegan-app: warning: listening on {args.host}: anyone who can reach this machine on port "
-              f"{port} can use the app", file=sys.stderr)
+        log.warning(f"warning: listening on {args.host}: anyone who can reach this machine on port "
+                    f"{port} can use the app")
     try:
         demo.launch(server_name=args.host, server_port=port, share=args.share, quiet=True,
                     prevent_thread_lock=True, show_error=True)
@@ -78,9 +81,8 @@ def main(argv=None):
         demo.close()
         raise UserError("--share: gradio.live gave no public link (offline or refused)")
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"facegan-app: serving {G.resolution}x{G.resolution} generator from {args.source} at "
-          f"http://{host}:{port}/" + (f" and {demo.share_url}" if args.share else "") + "  (Ctrl-C stops)",
-          flush=True)
+    log.info(f"serving {G.resolution}x{G.resolution} generator from {args.source} at "
+             f"http://{host}:{port}/" + (f" and {demo.share_url}" if args.share else "") + "  (Ctrl-C stops)")
     try:
         demo.block_thread()
     finally:

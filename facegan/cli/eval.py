@@ -28,6 +28,9 @@ import torch
 
 from ..errors import UserError, cli_entry
 from ..io import write_json_atomic
+from ..log import get_logger
+
+log = get_logger("facegan-eval")
 
 
 def build_parser():
@@ -97,8 +100,8 @@ def main(argv=None):
     for side in (source, ref):
         note = n_capped_note(side, args.n)
         if note:
-            acc.print(f"facegan-eval: note: {note}")
-    extractor = InceptionFeatures(args.inception_weights, log=acc.print).to(acc.device).eval()
+            log.info(f"note: {note}")
+    extractor = InceptionFeatures(args.inception_weights).to(acc.device).eval()
     if args.nearest:
         from ..eval.memorization import run_nearest
 
@@ -107,7 +110,7 @@ def main(argv=None):
     else:
         nearest = None
         common = dict(extractor=extractor, device=acc.device, accelerator=acc, batch_size=args.batch_size,
-                      seed=args.seed, log=acc.print)
+                      seed=args.seed)
         real = ref.features(args.n, **common)
         fake = source.features(args.n, **common)
     if "prdc" in metrics and min(len(real), len(fake)) <= 5 and args.metrics == DEFAULT_METRICS:
@@ -119,7 +122,7 @@ def main(argv=None):
         result["nearest"] = nearest
     if acc.is_main_process:
         if warning := small_n_warning(result["n_real"], result["n_fake"], real.shape[1]):
-            print(f"facegan-eval: {warning}", file=sys.stderr)
+            log.warning(warning)
         parts = [f"FID {result['fid']:.3f}"] if "fid" in result else []
         if "kid" in result:
             # With n up to the subset size every KID subset is the whole set: no spread to report.
@@ -128,13 +131,13 @@ def main(argv=None):
         if "precision" in result:
             parts.append("precision {precision:.3f}, recall {recall:.3f}, density {density:.3f}, "
                          "coverage {coverage:.3f}".format(**result))
-        print(f"facegan-eval: {', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
-              f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
+        log.info(f"{', '.join(parts)}  (n_real {result['n_real']}, n_fake {result['n_fake']}, "
+                 f"extractor {result['extractor']}; {source.describe} vs {ref.describe})")
         if nearest:
             for line in nearest["distances"]:
-                print(f"facegan-eval: {line}")
-            print(f"facegan-eval: {nearest['verdict']}")
-            print(f"facegan-eval: wrote generated images beside their nearest training images to {nearest['png']}")
+                log.info(line)
+            log.info(nearest["verdict"])
+            log.info(f"wrote generated images beside their nearest training images to {nearest['png']}")
         if args.json:
             write_json_atomic(args.json, result)
     return 0

@@ -9,6 +9,9 @@ import sys
 
 from ..errors import UserError, cli_entry
 from ..io import lock_outputs
+from ..log import get_logger
+
+log = get_logger("facegan-export")
 
 
 def build_parser():
@@ -50,9 +53,9 @@ def main(argv=None):
 
         check_output(args.out, args.overwrite, is_export, "a facegan export")
         info = export_generator(args.source, args.out, args.fid)
-        print(f"facegan-export: wrote {args.out} from {info['from']}")
-        print(f"  architecture: {json.dumps(info['architecture'], sort_keys=True)}")
-        print(f"  summary: {json.dumps(info['summary'], sort_keys=True)}")
+        log.info(f"wrote {args.out} from {info['from']}\n"
+                 f"  architecture: {json.dumps(info['architecture'], sort_keys=True)}\n"
+                 f"  summary: {json.dumps(info['summary'], sort_keys=True)}")
     if args.hub_dir or args.push_to_hub:
         from ..share.hub import push_folder, write_hub_dir
 
@@ -60,10 +63,10 @@ def main(argv=None):
         out = write_hub_dir(args.source, folder, args.license, args.push_to_hub, args.scores, args.fid,
                             args.overwrite)
         scores = ", ".join(f"{s.metric.upper()} {s.value:.4g}" for s in out["facts"].scores) or "no scores"
-        print(f"facegan-export: wrote the Hub folder {folder} ({', '.join(sorted(os.listdir(folder)))}; {scores})")
+        log.info(f"wrote the Hub folder {folder} ({', '.join(sorted(os.listdir(folder)))}; {scores})")
         if args.push_to_hub:
             url = push_folder(folder, args.push_to_hub, args.private)
-            print(f"facegan-export: pushed {folder} to https://huggingface.co/{args.push_to_hub} ({url})")
+            log.info(f"pushed {folder} to https://huggingface.co/{args.push_to_hub} ({url})")
     return 0
 
 

@@ -8,6 +8,9 @@ import os
 import sys
 
 from ..errors import UserError, cli_entry
+from ..log import get_logger
+
+log = get_logger("facegan-report")
 
 
 def build_parser():
@@ -35,7 +38,7 @@ def main(argv=None):
         out = write_report(args.run_dir, args.mp4)
     for key in ("losses", "fid", "progress", "progress_mp4", "html"):
         if key in out:
-            print(f"facegan-report: {key}: {out[key]}")
+            log.info(f"{key}: {out[key]}")
     return 0
 
 

@@ -4,13 +4,17 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import torch
 
 from ..errors import UserError, cli_entry
 from ..io import lock_outputs
+from ..log import get_logger
 from ..outputs import (ANIMATION_FORMATS, GRID_FORMATS, VIDEO_FORMATS, check_output, image_format, is_facegan_image,
-                       save_animation, save_image, zoom)
+                       save_animation, save_image, save_video)
+from ..sampling import (grid_uint8, parse_psis, parse_request, sample_images, toggle_images, truncation_row,
+                        walk_frames, zoom)
+
+log = get_logger("facegan-sample")
 
 
 def build_parser():
@@ -123,15 +127,10 @@ def main(argv=None):
     if not 0 < args.truncation <= 1:
         raise UserError(f"--truncation {args.truncation}: must be in (0, 1]")
     device = check_device(args.device)
-    from ..eval import explore
     from ..eval.generator_io import load_generator
-    from ..latents import latents
-    from ..sampling import conditions_for, parse_request, toggle_conditions
-    from ..train.samples import generate, grid_uint8
 
-    psis = explore.parse_psis(args.truncation_row) if args.truncation_row else None
-    g, info = load_generator(args.source, raw=args.raw, device=device)
-    nz = info["architecture"]["nz"]
+    psis = parse_psis(args.truncation_row) if args.truncation_row else None
+    g, _ = load_generator(args.source, raw=args.raw, device=device)
     cond = getattr(g, "condition", None)
     asked = parse_request(cond, args.attr, args.klass)
     if args.toggle:
@@ -139,40 +138,39 @@ def main(argv=None):
             raise UserError("--toggle: this generator is unconditional (trained with model.condition=none)")
         if not args.out or args.outdir or args.interpolate or psis:
             raise UserError("--toggle writes one grid: --out grid.png (not with --outdir, --interpolate or --truncation-row)")
-        base = conditions_for(g, args.n, args.seed, asked=asked)
-        parts = [toggle_conditions(cond, base, name) for name in args.toggle.split(",") if name.strip()]
-        c, captions = torch.cat([p[0] for p in parts]), [cap for p in parts for cap in p[1]]
-        z = latents(args.n, nz, args.seed, args.truncation).repeat(len(captions), 1, 1, 1)
-        save_image(zoom(grid_uint8(generate(g, z, args.batch_size, c), nrow=args.n), args.zoom), args.out)
-        print(f"facegan-sample: wrote {len(captions)} rows of the same {args.n} faces "
-              f"({', '.join(captions)}, top to bottom) to {args.out}")
+        names = [name for name in args.toggle.split(",") if name.strip()]
+        images, captions = toggle_images(g, names, args.n, args.seed, args.truncation, args.batch_size, asked)
+        save_image(zoom(grid_uint8(images, nrow=args.n), args.zoom), args.out)
+        log.info(f"wrote {len(captions)} rows of the same {args.n} faces "
+                 f"({', '.join(captions)}, top to bottom) to {args.out}")
         return 0
     if psis:
         if not args.out:
             raise UserError("--truncation-row writes --out row.png")
-        row = explore.truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow, asked)
-        save_image(zoom(torch.from_numpy(np.array(row)).permute(2, 0, 1), args.zoom), args.out)
-        print(f"facegan-sample: wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
+        row = truncation_row(g, psis, args.n, args.seed, args.batch_size, args.nrow, asked)
+        save_image(zoom(row, args.zoom), args.out)
+        log.info(f"wrote {len(psis)} grids of {args.n} images (psi {args.truncation_row}) to {args.out}")
         return 0
     if args.interpolate:
-        frames = zoom(explore.walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size,
-                                          asked), args.zoom)
+        frames = zoom(walk_frames(g, args.n, args.seed, args.interpolate, args.truncation, args.batch_size, asked),
+                      args.zoom)
         ext = os.path.splitext(args.out)[1].lower()
-        if ext == ".mp4":
-            written = explore.write_walk(frames, args.out)
+        if ext in VIDEO_FORMATS:
+            fps = 12.0
+            count, h, w = save_video(frames, args.out, fps)
+            written = f"{count} frames of H.264 video ({w}x{h}, {fps:g} fps)"
         elif ext in ANIMATION_FORMATS:
             save_animation(list(frames), args.out)
             written = f"{len(frames)} frames"
         else:
             save_image(grid_uint8(frames, nrow=len(frames)), args.out)
             written = f"a strip of {len(frames)} frames"
-        print(f"facegan-sample: wrote {written} to {args.out}")
+        log.info(f"wrote {written} to {args.out}")
         return 0
-    c = conditions_for(g, args.n, args.seed, asked=asked)
-    images = generate(g, latents(args.n, nz, args.seed, args.truncation), args.batch_size, c)
+    images = sample_images(g, args.n, args.seed, args.truncation, batch_size=args.batch_size, asked=asked)
     if asked:
-        print(f"facegan-sample: conditioned on {cond.describe(asked) if cond.kind == 'class' else args.attr}; "
-              f"other labels drawn as in the training data")
+        log.info(f"conditioned on {cond.describe(asked) if cond.kind == 'class' else args.attr}; "
+                 f"other labels drawn as in the training data")
     if args.outdir:
         os.makedirs(args.outdir, exist_ok=True)
         from ..progress import progress
@@ -180,11 +178,11 @@ def main(argv=None):
         for path, im in progress(list(zip(_outdir_names(args), images)), desc="writing images", unit="img",
                                  disable=len(images) < 200):  # a few images take no time to say
             save_image(zoom(im, args.zoom), path)
-        print(f"facegan-sample: wrote {len(images)} images to {args.outdir}")
+        log.info(f"wrote {len(images)} images to {args.outdir}")
     if args.out:
         nrow = args.nrow or max(1, int(round(len(images) ** 0.5)))
         save_image(zoom(grid_uint8(images, nrow=nrow), args.zoom), args.out)
-        print(f"facegan-sample: wrote a grid of {len(images)} images to {args.out}")
+        log.info(f"wrote a grid of {len(images)} images to {args.out}")
     return 0
 
 

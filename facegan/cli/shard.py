@@ -89,6 +89,8 @@ def describe_labels(fields, source) -> str:
 
 
 def print_summary(out, result, manifest_path):
+    """The command's output proper (its indented `key: value` lines are read by scripts): printed,
+    not logged; the notes said while packing went to stderr."""
     n = sum(result.counts.values())
     rate = result.images_in / result.seconds if result.seconds else 0.0
     splits = ", ".join(f"{k} {v}" for k, v in result.counts.items())

@@ -5,6 +5,7 @@ import os
 import sys
 
 from ..errors import cli_entry
+from ..log import get_logger
 
 EPILOG = """overrides set any config key, e.g.:
   train.total_kimg=5 train.batch_size=64 model.resolution=32 run.dir=runs/try1 log.wandb=offline
@@ -77,7 +78,7 @@ def write_report_safely(run_dir):
     try:
         write_report(run_dir)
     except Exception as err:
-        print(f"facegan: warning: report not written ({type(err).__name__}: {err})", file=sys.stderr)
+        get_logger().warning(f"warning: report not written ({type(err).__name__}: {err})")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import UserError
 from .decode import decoded_batch
-from .health import Counts, Tracker
+from .bad_data import BadDataBudget, Counts
 from .loader import pass_seed, rank_images, rank_share
 from .shardset import ShardSet
 from .shard_reader import STALL_S
@@ -24,8 +24,8 @@ class DeviceCache:
                  start_batch: int, device, max_bad_fraction: float = 0.01, stall_s: float = STALL_S,
                  condition=None):
         self.counts = Counts(1)
-        tracker = Tracker(max_bad_fraction, share=rank_share(shards, rank, world), counts=self.counts)
-        images = rank_images(shards, rank, world, seed, tracker, stall_s, condition)
+        budget = BadDataBudget(max_bad_fraction, share=rank_share(shards, rank, world), counts=self.counts)
+        images = rank_images(shards, rank, world, seed, budget, stall_s, condition)
         if len(images) < batch_size:
             raise UserError(f"data.device_cache: rank {rank} holds {len(images)} images, fewer than one batch "
                             f"of {batch_size} (train.batch_size split over {world} processes)")

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import UserError
 from .shardset import ShardSet, resolve_shards  # noqa: F401 (resolve_shards: part of this API)
-from .health import BadData, Counts, Tracker, reason_of
+from .bad_data import BadData, BadDataBudget, Counts, reason_of
 from .decode import decode_hwc, decoded_batch, image_size
 from .shard_reader import STALL_S, shard_samples
 
@@ -37,12 +37,12 @@ IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "npy", "bmp")
 MAX_PIXELS = 4096 * 4096  # for samples of unknown resolution (bare URLs without model.resolution)
 
 
-def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, residue: int = 0,
+def read_shard(url: str, budget: BadDataBudget, expected: Optional[int] = None, residue: int = 0,
                modulus: int = 1, stall_s: float = STALL_S, keep=IMAGE_KEYS) -> list:
     """This reader's raw samples of one shard (those at positions residue, residue + modulus,
     ...). What the shard fails to deliver is counted as bad: the shortfall against the manifest's
     count when it is known, else one per problem; a shard that gives nothing at all counts as
-    the samples it held (the manifest's count, or the mean of the readable shards: Tracker)."""
+    the samples it held (the manifest's count, or the mean of the readable shards: BadDataBudget)."""
     problems: list = []
     samples = shard_samples(url, problems, stall_s, keep=keep)
     mine = [s for i, s in enumerate(samples) if i % modulus == residue]
@@ -50,16 +50,16 @@ def read_shard(url: str, tracker: Tracker, expected: Optional[int] = None, resid
         expected = len(range(residue, expected, modulus))
     if not mine and problems:  # the whole shard is gone: count what it held, not one sample
         reason = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-        tracker.shard_empty(url, reason, expected)
+        budget.shard_empty(url, reason, expected)
         return mine
     if expected is None:
-        tracker.shard_read(len(mine))
+        budget.shard_read(len(mine))
     lost = expected - len(mine) if expected is not None else len(problems)
     if problems or lost > 0:
         reason = problems[0] if problems else f"shard ended after {len(mine)} of {expected} samples"
         if len(problems) > 1:
             reason += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-        tracker.failed(url, reason, max(lost, 0))
+        budget.failed(url, reason, max(lost, 0))
     return mine
 
 
@@ -92,7 +92,7 @@ def sample_condition(sample, condition) -> list:
         raise ValueError(f"no usable label {err} in the sample's .json") from None
 
 
-def decode_sample(sample, resolution, tracker, condition=None):
+def decode_sample(sample, resolution, budget, condition=None):
     """(H, W, 3) uint8 of a shard sample, checked against the resolution; None (counted) when bad.
     With a condition (facegan.conditions): (image, C floats), a sample without its
     labels being bad like an unreadable one."""
@@ -107,12 +107,12 @@ def decode_sample(sample, resolution, tracker, condition=None):
         img = decode_hwc(data)
         if tuple(img.shape) != (h, w, 3):
             raise ValueError(f"image decoded to {tuple(img.shape)}, its header says {w}x{h}")
-        tracker.good()
+        budget.good()
         return img if condition is None else (img, cvec)
     except BadData:
         raise
     except Exception as err:
-        tracker.failed(f"{sample.get('__url__')}:{sample.get('__key__')}", reason_of(err))
+        budget.failed(f"{sample.get('__url__')}:{sample.get('__key__')}", reason_of(err))
         return None
 
 
@@ -156,18 +156,17 @@ class TrainStream(IterableDataset):
         if per_pass == 0:
             raise RuntimeError(f"rank {self.rank} worker {wid}: its share of the data holds fewer than "
                                f"one batch of {self.batch_size}; use a smaller batch or fewer workers")
-        tracker = Tracker(self.max_bad_fraction, share=share,
-                          counts=self.counts, slot=wid)
+        budget = BadDataBudget(self.max_bad_fraction, share=share, counts=self.counts, slot=wid)
         p, skip = divmod(local_start, per_pass) if per_pass else (0, local_start)
         while True:
             produced, skipped, raw, pending, decoded = 0, 0, 0, [], 0
-            for sample in self._pass_samples(assigned, slot, p, tracker):
+            for sample in self._pass_samples(assigned, slot, p, budget):
                 if skip:  # fast-forward on resume: read, don't decode; B raw samples = 1 batch
                     raw += 1
                     if raw == self.batch_size:
                         skip, skipped, raw = skip - 1, skipped + 1, 0
                     continue
-                arr = decode_sample(sample, self.shards.resolution, tracker, self.condition)
+                arr = decode_sample(sample, self.shards.resolution, budget, self.condition)
                 if arr is None:
                     continue
                 pending.append(arr)
@@ -188,14 +187,14 @@ class TrainStream(IterableDataset):
             return decoded_batch(pending)
         return decoded_batch([img for img, _ in pending]), torch.tensor([c for _, c in pending], dtype=torch.float32)
 
-    def _pass_samples(self, assigned, slot, p, tracker):
+    def _pass_samples(self, assigned, slot, p, budget):
         """One pass over this slot's data, as raw samples: shards in a seeded order, samples
         shuffled within each shard. The remainder under one batch is dropped by the caller."""
         rng = random.Random(pass_seed(self.seed, slot, p))
         order = list(assigned)
         rng.shuffle(order)
         for url, _, residue, modulus in order:
-            samples = read_shard(url, tracker, self.shards.count_of(url), residue, modulus, self.stall_s,
+            samples = read_shard(url, budget, self.shards.count_of(url), residue, modulus, self.stall_s,
                                  keys_for(self.condition))
             rng.shuffle(samples)
             yield from samples
@@ -207,17 +206,17 @@ def pass_seed(seed: int, slot: int, p: int) -> int:
     return (seed * 1_000_003 + slot) * 1_000_003 + p
 
 
-def rank_images(shards: ShardSet, rank: int, world: int, seed: int, tracker: Tracker,
+def rank_images(shards: ShardSet, rank: int, world: int, seed: int, budget: BadDataBudget,
                 stall_s: float = STALL_S, condition=None) -> list:
     """Every training image of this rank's share, decoded once: (H, W, 3) uint8 arrays in the
     order of the stream's first pass (what the device cache holds); with a condition,
-    (image, C floats) pairs. Bad samples are skipped and counted by `tracker`."""
+    (image, C floats) pairs. Bad samples are skipped and counted by `budget`."""
     stream = TrainStream(shards, batch_size=1, rank=rank, world=world, seed=seed, stall_s=stall_s,
                          condition=condition)
     assigned = stream._assignment(rank, world)
     images = []
-    for sample in stream._pass_samples(assigned, rank, 0, tracker):
-        img = decode_sample(sample, shards.resolution, tracker, condition)
+    for sample in stream._pass_samples(assigned, rank, 0, budget):
+        img = decode_sample(sample, shards.resolution, budget, condition)
         if img is not None:
             images.append(img)
     return images
@@ -227,10 +226,10 @@ def label_bank(shards: ShardSet, condition, size: int, stall_s: float = STALL_S)
     """(size, C) condition vectors of the first labeled training samples in manifest order (the
     packer shuffled globally, so they are a random draw), repeated when the data holds fewer.
     The same on every rank. UserError when no sample carries the labels."""
-    tracker = Tracker(1.0, share=None)
+    budget = BadDataBudget(1.0, share=None)
     rows = []
     for url in shards.urls:
-        for sample in read_shard(url, tracker, shards.count_of(url), stall_s=stall_s, keep=("json",)):
+        for sample in read_shard(url, budget, shards.count_of(url), stall_s=stall_s, keep=("json",)):
             try:
                 rows.append(sample_condition(sample, condition))
             except ValueError:
@@ -304,18 +303,18 @@ class EvalStream(IterableDataset):
         self.limit, self.max_bad_fraction, self.stall_s = limit, max_bad_fraction, stall_s
 
     def __iter__(self):
-        tracker = Tracker(self.max_bad_fraction, share=self.shards.total)
+        budget = BadDataBudget(self.max_bad_fraction, share=self.shards.total)
         position, pending = 0, []
         for url in self.shards.urls:
             if self.limit is not None and position >= self.limit:
                 break
-            for sample in read_shard(url, tracker, self.shards.count_of(url), stall_s=self.stall_s):
+            for sample in read_shard(url, budget, self.shards.count_of(url), stall_s=self.stall_s):
                 if self.limit is not None and position >= self.limit:
                     break
                 mine = position // self.batch_size % self.world == self.rank
                 position += 1
                 if mine:
-                    arr = decode_sample(sample, self.shards.resolution, tracker)
+                    arr = decode_sample(sample, self.shards.resolution, budget)
                     if arr is not None:
                         pending.append(arr)
                 if position % self.batch_size == 0 and pending:  # batches never straddle blocks

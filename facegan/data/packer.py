@@ -19,7 +19,6 @@ import io
 import itertools
 import os
 import random
-import sys
 import time
 import warnings
 import zipfile
@@ -30,6 +29,7 @@ from PIL import Image
 
 from .. import __version__
 from ..errors import UserError
+from ..log import get_logger
 from ..progress import progress
 from . import transforms
 from ..io import (LOCK_NAME, DirLock, is_lock_file, is_temp_name, remove_stale_temps, temp_name,
@@ -321,7 +321,7 @@ def _prepare_out(out: str, overwrite: bool) -> None:
                 os.remove(path)
 
 
-def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
+def pack(source: Source, out: str, opts: PackOptions, log=None) -> PackResult:
     """Pack `source` into WebDataset shards and dataset.json in `out` (locked while packing).
 
     Images become RGB squares of opts.size pixels (8..1024) in opts.image_format; unusable
@@ -330,6 +330,8 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
     count per reason), or a write error; then `out` is left as it was found (a directory the
     packer made is removed) and nothing looks finished: dataset.json is written last. Stopped
     (SIGINT, SIGTERM), it kills its workers and removes what it wrote, shards included.
+    log(text) takes the source's notes (default: facegan-shard's logger, on stderr: the command's
+    stdout is its summary).
     """
     if not 8 <= opts.size <= 1024:
         raise UserError(f"--size {opts.size}: must be between 8 and 1024")
@@ -347,7 +349,7 @@ def pack(source: Source, out: str, opts: PackOptions, log=print) -> PackResult:
     try:
         _prepare_out(out, opts.overwrite)
         for note in source.notes:
-            print(f"facegan-shard: {note}", file=sys.stderr)
+            (log or get_logger("facegan-shard").warning)(note)
         result = PackResult(workers=workers, workers_note=workers_note)
         result.notes = {"crop": crop_note}
         spill_path = temp_name(os.path.join(out, "spill"))

@@ -21,7 +21,7 @@ import webdataset as wds
 from webdataset.gopen import Pipe
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
-from .health import reason_of
+from .bad_data import reason_of
 
 STALL_S = 120.0  # default data.stall_s: seconds a shard stream may deliver nothing
 

@@ -7,7 +7,6 @@ architecture and a training summary in the metadata: it loads with facegan alone
 import json
 import os
 
-import torch
 from safetensors.torch import load_file
 
 from ..errors import UserError
@@ -88,13 +87,3 @@ def export_generator(source: str, out: str, fid=None) -> dict:
     ckpt.save_network(g, out, info["architecture"], {"summary": summary, "format_version": EXPORT_FORMAT})
     return {"architecture": info["architecture"], "summary": summary, "from": info["source"]}
 
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation between latent vectors (the natural path in a Gaussian latent)."""
-    a_flat, b_flat = a.flatten(), b.flatten()
-    cos = torch.dot(a_flat / a_flat.norm(), b_flat / b_flat.norm()).clamp(-1, 1)
-    omega = torch.acos(cos)
-    if omega.abs() < 1e-6:
-        return (1 - t) * a + t * b
-    so = torch.sin(omega)
-    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b

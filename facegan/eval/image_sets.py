@@ -6,7 +6,6 @@ features; datasets and folders cache theirs, so a reference is computed once.
 import contextlib
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +15,15 @@ from safetensors.torch import load_file
 
 from ..errors import UserError, shown_path
 from ..io import file_digest, save_safetensors_atomic
+from ..log import get_logger
 from ..train.distributed import rank_world
 from .features import extractor_id
 from .inception_weights import cache_dir
 from .metrics import blocks_of, extract, merge_blocks, reference_features
 
 from ..data.sources import IMAGE_EXTS as IMAGE_EXTENSIONS
+
+logger = get_logger()
 
 
 def is_generator(path: str) -> bool:
@@ -44,7 +46,7 @@ class ImageSet:
     resolution: int = None  # known for generators and shard datasets
     describe: str = ""
 
-    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=None):
         raise NotImplementedError
 
 
@@ -55,7 +57,7 @@ class GeneratorSet(ImageSet):
         self.G, self.info = load_generator(path, raw=raw, device=device)
         super().__init__("generator", path, self.G.resolution, f"generator {self.info['source']}")
 
-    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=None):
         from .scoring import generated_features
 
         return generated_features(self.G, n, extractor, device, seed, batch_size, accelerator)
@@ -69,7 +71,7 @@ class DatasetSet(ImageSet):
         self.split = split
         super().__init__("shards", path, self.shards.resolution, f"shards {path}:{split}")
 
-    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=None):
         return reference_features(self.shards, self.cache_dir, self.split, n, extractor, device, batch_size,
                                   accelerator, log)
 
@@ -101,7 +103,8 @@ class FolderSet(ImageSet):
         where = hashlib.sha256(os.fsencode(os.path.abspath(self.path))).hexdigest()[:12]
         return os.path.join(cache_dir(), "fid-ref", f"{ext_id}-{where}-{len(files)}-{h.hexdigest()[:24]}.safetensors")
 
-    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=print):
+    def features(self, n, extractor, device, accelerator=None, batch_size=100, seed=12345, log=None):
+        log = log or logger.info
         files = self.files[:n]
         path = self._cache_path(files, extractor)
         if os.path.exists(path):
@@ -110,13 +113,13 @@ class FolderSet(ImageSet):
             except Exception:  # a damaged cache is recomputed, never trusted
                 feats = None
             if feats is not None:
-                log(f"facegan: features of {self.path} from cache {path}")
+                log(f"features of {self.path} from cache {path}")
                 return feats
         prefix = os.path.basename(path).rsplit("-", 1)[0] + "-"
         stale = [f for f in os.listdir(os.path.dirname(path)) if f.startswith(prefix)] \
             if os.path.isdir(os.path.dirname(path)) else []
         if stale:
-            log(f"facegan: note: the images in {self.path} changed since their features were cached; recomputing")
+            log(f"note: the images in {self.path} changed since their features were cached; recomputing")
             for f in stale:
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(os.path.dirname(path), f))
@@ -127,9 +130,9 @@ class FolderSet(ImageSet):
                         desc=f"images {shown_path(os.path.basename(os.path.normpath(self.path)))}",
                         merge=merge_blocks(len(files), batch_size), total=len(mine))
         if skipped:
-            print(f"facegan: skipped {len(skipped)} unreadable image(s) in {shown_path(self.path)}, "
-                  f"e.g. {shown_path(skipped[0])}",
-                  file=sys.stderr)
+            # each rank reads its own share of the folder: each says what it could not read
+            logger.warning(f"skipped {len(skipped)} unreadable image(s) in {shown_path(self.path)}, "
+                           f"e.g. {shown_path(skipped[0])}", extra={"all_ranks": True})
         if feats.shape[0] == 0:
             raise UserError(f"{self.path}: none of its images could be read")
         if not skipped and (accelerator is None or accelerator.is_main_process):

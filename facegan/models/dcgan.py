@@ -2,7 +2,8 @@
 
 G: z (nz x 1 x 1) -> ConvTranspose to 4x4 -> [ConvTranspose(4, 2, 1), BatchNorm, ReLU]* -> tanh RGB.
 D: mirror image: strided Conv, BatchNorm (not after the first layer), LeakyReLU(0.2), and a
-final 4x4 Conv to one logit per image (no sigmoid: the losses take raw scores).
+final 4x4 Conv to one logit per image (no sigmoid: the losses take raw scores), returned as a
+DOutput (the discriminator contract the training step reads, for every registered architecture).
 D's normalisation (model.d_norm): `batch` is the paper's; `spectral` puts spectral normalisation
 (Miyato et al., 2018) on every D convolution instead of BatchNorm, which bounds D's Lipschitz
 constant and makes its output independent of the rest of the batch; `none` uses neither.
@@ -12,6 +13,8 @@ Conditional models (model.condition; see facegan.conditions) take labels c (N, C
 G joins an embedding of c to z (or uses conditional BatchNorm), D adds a projection term on its
 last features (or reads c as extra input channels).
 """
+
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -42,7 +45,7 @@ def assert_shape(t: torch.Tensor, shape: tuple, what: str) -> None:
 
 class Generator(nn.Module):
     """z (and c) -> images. forward takes z of shape (N, nz) or (N, nz, 1, 1), float, drawn from
-    N(0, I) (see facegan.latents), and for a conditional G the condition c (N, C) (see
+    N(0, I) (see facegan.sampling.latents), and for a conditional G the condition c (N, C) (see
     facegan.conditions); returns (N, channels, resolution, resolution) in [-1, 1] (tanh).
     ValueError for any other shape, a missing c, or a resolution that is not a power of two >= 16."""
 
@@ -90,15 +93,24 @@ class Generator(nn.Module):
 
 
 D_NORMS = ("batch", "spectral", "none")
+NO_CONDITIONING = DConditioning(None, None)  # an unconditional D: nothing reads c, no classifier head
+
+
+class DOutput(NamedTuple):
+    """What a discriminator returns, whatever its options. logits: (N,) raw real/fake scores (no
+    sigmoid; the losses in facegan.train.losses take logits). labels: the classifier head's label
+    logits, (N, C) for AC-GAN or (N, adc_width) for ADC-GAN, when asked for (labels=True) of a D
+    with a head; else None."""
+
+    logits: torch.Tensor
+    labels: Optional[torch.Tensor] = None
 
 
 class Discriminator(nn.Module):
-    """images (and c) -> logits. forward takes (N, channels, resolution, resolution) in [-1, 1],
-    and for a conditional D their conditions c (N, C); returns (N,) raw scores (no sigmoid; the
-    losses in facegan.train.losses take logits), and with aux=True on a D with an auxiliary
-    classifier (d_condition *+aux) also its (N, C) label logits, or (*+adc) its (N, adc_width)
-    (label, real/fake) logits. ValueError for any other shape
-    or a missing c."""
+    """images (and c) -> DOutput. forward takes (N, channels, resolution, resolution) in [-1, 1],
+    and for a conditional D their conditions c (N, C); labels=True also runs the classifier head
+    of a D that has one (d_condition *+aux, *+adc), on the same features. ValueError for any other
+    shape or a missing c; d_condition is parsed by facegan.conditions.DConditioning."""
 
     def __init__(self, resolution: int = 64, ndf: int = 64, channels: int = 3, norm: str = "batch",
                  condition: Condition = None, d_condition: str = "projection"):
@@ -107,7 +119,8 @@ class Discriminator(nn.Module):
         self.resolution, self.channels, self.condition = resolution, channels, condition
         if norm not in D_NORMS:
             raise ValueError(f"D norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
-        self.concat = condition is not None and d_condition.startswith("concat")
+        how = DConditioning.parse(d_condition) if condition is not None else NO_CONDITIONING
+        self.concat = how.input == "concat"
         conv = _spectral_conv if norm == "spectral" else nn.Conv2d
         side = resolution // 2
         c = _width(ndf, resolution, side)
@@ -123,14 +136,13 @@ class Discriminator(nn.Module):
         # phi (every layer but the last: (N, c, 4, 4) features), then psi: one unconditional logit
         # (one Sequential, so state-dict keys are those of checkpoints written before conditioning)
         self.main = nn.Sequential(*layers, conv(c, 1, 4, 1, 0, bias=False))
-        project = condition is not None and "projection" in d_condition
         linear = _spectral_linear if norm == "spectral" else nn.Linear
-        self.project = linear(condition.dim, c, bias=False) if project else None
-        self.adc = condition is not None and "adc" in d_condition  # ADC-GAN's head (real/fake per label)
-        width = (adc_width(condition) if self.adc else condition.dim) if condition is not None else 0
-        self.classify = linear(c, width) if self.adc or (condition is not None and "aux" in d_condition) else None
+        self.project = linear(condition.dim, c, bias=False) if how.input == "projection" else None
+        self.classify = None
+        if how.head is not None:  # AC-GAN's head predicts the labels; ADC-GAN's, (label, real/fake) pairs
+            self.classify = linear(c, adc_width(condition) if how.head == "adc" else condition.dim)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor = None, aux: bool = False):
+    def forward(self, x: torch.Tensor, c: torch.Tensor = None, labels: bool = False) -> DOutput:
         assert_shape(x, (None, self.channels, self.resolution, self.resolution), "Discriminator input")
         if self.condition is not None:
             if c is None:
@@ -140,15 +152,15 @@ class Discriminator(nn.Module):
             if self.concat:  # c as constant feature maps beside the image (the classic cGAN D)
                 x = torch.cat([x, c[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
         if self.project is None and self.classify is None:
-            return self.main(x).flatten()  # one logit per image
+            return DOutput(self.main(x).flatten())  # one logit per image
         h = self.main[:-1](x)
         logits = self.main[-1](h).flatten()
         pooled = h.sum((2, 3))
         if self.project is not None:  # Miyato & Koyama 2018: psi(phi(x)) + <E c, sum-pooled phi(x)>
             logits = logits + (self.project(c) * pooled).sum(1)
-        if aux and self.classify is not None:  # AC-GAN's head: (N, C) label logits (ADC: (N, adc_width))
-            return logits, self.classify(pooled)
-        return logits
+        if labels and self.classify is not None:
+            return DOutput(logits, self.classify(pooled))
+        return DOutput(logits)
 
 
 def _spectral_conv(*args, **kwargs) -> nn.Module:

@@ -18,7 +18,8 @@ from ..errors import UserError
 class ArchSpec:
     """generator(arch) / discriminator(arch) build the networks from an architecture dict.
     keys: the model.* config keys it takes beyond resolution and nz. defaults: values for keys
-    that checkpoints written before a key existed lack. init: weight initialisation."""
+    that checkpoints written before a key existed lack. init: weight initialisation. D's forward
+    returns a facegan.models.DOutput (logits, labels), whatever its options."""
 
     name: str
     generator: Callable[[dict], nn.Module]

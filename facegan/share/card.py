@@ -134,7 +134,7 @@ images = G.sample(16, seed=0)  # (16, {res}, {res}, 3) uint8 numpy; as_tensor=Tr
 ```
 
 `pip install "facegan[app]"` gives `FaceGenerator` and the app. Samples are the same for a seed
-as `facegan-sample model.safetensors --seed 0` gives (codes from `facegan.latents.latents`), and
+as `facegan-sample model.safetensors --seed 0` gives (codes from `facegan.sampling.latents`), and
 `truncation=0.7` trades variety for typical faces. `facegan-app {where}` (or `python app.py` in
 this folder) serves a web app: grids, a truncation slider, interpolation strips and GIFs.
 `model.safetensors` is also a facegan export (architecture in its metadata); nothing here is a pickle.

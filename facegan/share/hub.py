@@ -42,7 +42,7 @@ def write_hub_dir(source: str, out: str, license: str = "other", repo_id: str = 
                   fid: float = None, overwrite: bool = False) -> dict:
     """Write the Hub folder for the EMA generator of `source` (run, checkpoint or export) to `out`.
     Returns {"dir", "facts", "card"}. Raises UserError for an unusable source or target."""
-    from ..train.samples import save_grid
+    from ..sampling import save_grid
     from .card import build_card
     from .facts import gather
     from .space import APP_PY, requirements_txt

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin
 
-from ..errors import UserError
-from ..latents import latents
-from ..models import Generator
 from ..conditions import Condition
-from ..sampling import conditions_for, parse_request
+from ..errors import UserError
+from ..models import Generator
+from ..sampling import parse_request, sample_images, seed_walk, toggle_images
 
 WEIGHTS = "model.safetensors"  # huggingface_hub.constants.SAFETENSORS_SINGLE_FILE
 CONFIG = "config.json"
@@ -141,8 +140,9 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, truncation: float = 1.0, start: int = 0, batch_size: int = 256,
                as_tensor: bool = False, attrs=None, klass=None):
-        """n images for `seed`: codes from facegan.latents.latents(n, nz, seed, truncation, start),
-        so sample i of a seed is the same face here, in facegan-sample and in facegan-app.
+        """n images for `seed`: samples start..start+n-1 of facegan.sampling.sample_images (codes
+        from facegan.sampling.latents), so sample i of a seed is the same face here, in
+        facegan-sample and in facegan-app.
 
         Returns uint8 images: a numpy array (n, H, W, 3) (the layout of PIL and Gradio), or with
         as_tensor=True a torch tensor (n, 3, H, W) on the CPU. truncation (psi in (0, 1]) scales
@@ -150,12 +150,8 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
         image's labels as its training data has them; attrs ({"eyeglasses": 1} or
         "eyeglasses=1,wearing_hat=0") or klass (index or name) fix those asked (UserError for a
         name it does not know), as facegan-sample --attr / --class."""
-        from ..train.samples import generate
-
-        if isinstance(attrs, dict):
-            attrs = ",".join(f"{k}={int(v)}" for k, v in attrs.items())
-        c = conditions_for(self, n, seed, start, parse_request(self.condition, attrs, klass))
-        images = generate(self, latents(n, self.nz, seed, truncation, start), batch_size, c)
+        asked = parse_request(self.condition, _attr_text(attrs), klass)
+        images = sample_images(self, n, seed, truncation, start, batch_size, asked)
         return images if as_tensor else images.permute(0, 2, 3, 1).numpy()
 
     @torch.no_grad()
@@ -164,28 +160,19 @@ class FaceGenerator(Generator, PyTorchModelHubMixin, library_name="facegan", tag
         attribute off, then on; a class label, every class (as facegan-sample --toggle). Returns
         (uint8 numpy (states, n, H, W, 3), captions such as ["glasses=0", "glasses=1"]).
         UserError for an unconditional generator or a label it does not know."""
-        from ..sampling import toggle_conditions
-        from ..train.samples import generate
-
         if self.condition is None:
             raise UserError("toggle: this generator is unconditional (trained with model.condition=none)")
-        if isinstance(attrs, dict):
-            attrs = ",".join(f"{k}={int(v)}" for k, v in attrs.items())
-        base = conditions_for(self, n, seed, 0, parse_request(self.condition, attrs))
-        c, captions = toggle_conditions(self.condition, base, name)
-        images = generate(self, latents(n, self.nz, seed).repeat(len(captions), 1, 1, 1), c=c)
+        images, captions = toggle_images(self, [name], n, seed, asked=parse_request(self.condition, _attr_text(attrs)))
         return images.permute(0, 2, 3, 1).numpy().reshape(len(captions), n, *images.shape[2:], 3), captions
 
     @torch.no_grad()
     def interpolate(self, seed_a: int, seed_b: int, frames: int, truncation: float = 1.0) -> np.ndarray:
         """(frames, H, W, 3) uint8: a spherical walk (slerp, as facegan-sample --interpolate) from
-        sample 0 of seed_a to sample 0 of seed_b, both ends included (frames >= 2)."""
-        from ..eval.generator_io import slerp
-        from ..train.samples import generate
+        sample 0 of seed_a to sample 0 of seed_b, both ends included (frames >= 2; ValueError
+        otherwise). See facegan.sampling.seed_walk."""
+        return seed_walk(self, seed_a, seed_b, frames, truncation).permute(0, 2, 3, 1).numpy()
 
-        if frames < 2:
-            raise ValueError(f"frames {frames}: need at least 2")
-        a, b = latents(1, self.nz, seed_a, truncation)[0], latents(1, self.nz, seed_b, truncation)[0]
-        z = torch.stack([slerp(a, b, t / (frames - 1)) for t in range(frames)])
-        c = conditions_for(self, 1, seed_a)  # one condition held along the walk
-        return generate(self, z, c=None if c is None else c.repeat(frames, 1)).permute(0, 2, 3, 1).numpy()
+
+def _attr_text(attrs):
+    """attrs as --attr text: {"eyeglasses": 1} -> "eyeglasses=1"; a string or None as given."""
+    return ",".join(f"{k}={int(v)}" for k, v in attrs.items()) if isinstance(attrs, dict) else attrs

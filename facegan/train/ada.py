@@ -113,11 +113,11 @@ def small_data_note(images, augment: str, target: float = 0.6):
         return None
     policy = (augment or "none").strip().lower()
     if policy in ("", "none", "off"):
-        return (f"facegan: note: small dataset: {images} training images and no augmentation; D will likely "
+        return (f"note: small dataset: {images} training images and no augmentation; D will likely "
                 f"memorise them within a few hundred kimg: train.augment=ada adapts augmentation to that "
                 f"(Karras et al. 2020)")
     what = f"ADA (p steered to r_t = {target})" if policy == "ada" else f"DiffAugment {policy}"
-    return f"facegan: note: small dataset: {images} training images; augmentation for D: {what}"
+    return f"note: small dataset: {images} training images; augmentation for D: {what}"
 
 
 def ada_from_config(train_cfg, device, state: dict = None, rank: int = 0):

@@ -14,26 +14,8 @@ these policies.
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout")
-
-
-ADA = "ada"
-
-
-def parse_policy(text: str) -> tuple:
-    """'color,translation,cutout' -> ('color', 'translation', 'cutout'); 'none' or '' -> ();
-    'ada' -> ('ada',). ValueError for an unknown name or ada among DiffAugment policies."""
-    if text is None or text.strip().lower() in ("", "none", "off"):
-        return ()
-    names = tuple(p.strip().lower() for p in text.split(",") if p.strip())
-    if ADA in names:
-        if len(names) > 1:
-            raise ValueError("ada steers its own set of augmentations; give it alone (train.augment=ada)")
-        return names
-    bad = [p for p in names if p not in POLICIES]
-    if bad:
-        raise ValueError(f"unknown augmentation {', '.join(bad)}; choose from {', '.join(POLICIES)}, ada or none")
-    return names
+# config checks train.augment's text without importing train/; the names stay importable from here.
+from ..config.augment_policy import ADA, POLICIES, parse_policy  # noqa: F401
 
 
 def diff_augment(x: torch.Tensor, policy: tuple) -> torch.Tensor:

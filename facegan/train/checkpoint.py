@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from ..models.registry import with_defaults
 from ..io import atomic_dir, read_json, remove_stale_temps, save_safetensors_atomic, sha256_file, write_json_atomic
 from ..errors import UserError
+from ..log import get_logger
 
 NETWORKS = ("G", "G_ema", "D")
 OPTIMIZERS = ("opt_G", "opt_D")
@@ -190,13 +191,15 @@ def verify(path: str) -> dict:
     return state
 
 
-def find_resumable(root: str, log=print):
-    """Newest checkpoint that verifies; a damaged one is passed over with a warning."""
+def find_resumable(root: str, log=None):
+    """Newest checkpoint that verifies; a damaged one is passed over with a warning, said through
+    log(text) (default: facegan's logger)."""
+    log = log or get_logger().info  # stdout, where it has always gone
     for path in list_checkpoints(root):
         try:
             return path, verify(path)
         except UserError as err:
-            log(f"facegan: warning: passing over damaged checkpoint: {err}")
+            log(f"warning: passing over damaged checkpoint: {err}")
     return None, None
 
 

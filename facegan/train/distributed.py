@@ -1,4 +1,6 @@
-"""What every rank must agree on, and what a failed collective means to the user.
+"""A distributed run's processes: their rank, restarts under torchrun, and what a failed
+collective means to the user. (What rank 0 decides for all, e.g. the checkpoint to resume, goes
+through accelerate.utils.broadcast_object_list.)
 
 A rank that dies or stalls shows up on the others as an error inside a collective (gloo:
 "Timed out waiting ...", "Connection closed by peer"; NCCL's watchdog ends the process itself).
@@ -42,23 +44,6 @@ def rank_world(accelerator=None) -> tuple:
     return (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
 
 
-def agree_on_path(accelerator, path):
-    """Rank 0's choice of a path (or None), on every rank: with run.resume=auto each rank would
-    otherwise list the checkpoints itself, and a checkpoint landing between two listings would
-    start the ranks at different steps (a hang at the first collective)."""
-    if accelerator.num_processes == 1:
-        return path
-    data = os.fsencode(path or "")  # a path is bytes in any encoding (os.fsdecode undoes it)
-    size = torch.tensor([len(data)], dtype=torch.long, device=accelerator.device)
-    dist.broadcast(size, src=0)
-    buf = torch.zeros(int(size.item()), dtype=torch.uint8, device=accelerator.device)
-    if accelerator.is_main_process and data:
-        buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
-    if buf.numel():
-        dist.broadcast(buf, src=0)
-    return os.fsdecode(bytes(buf.cpu().tolist())) or None
-
-
 def init_process_group_for_restarts(timeout) -> bool:
     """Start the process group ourselves where torchrun's restarts would otherwise fail to reconnect.
 
@@ -87,7 +72,7 @@ def shared_store_note():
     env = os.environ
     if (int(env.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and env.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
             and env.get("GROUP_WORLD_SIZE", "1") != "1"):
-        return ("facegan: warning: with several nodes, restarts (--max_restarts) can fail to reconnect while the "
+        return ("warning: with several nodes, restarts (--max_restarts) can fail to reconnect while the "
                 "launcher shares its store between attempts; set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 for "
                 "`accelerate launch` (launch/slurm.sh does) and use --rdzv_backend c10d")
     return None

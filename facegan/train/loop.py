@@ -1,36 +1,41 @@
 """The training loop, read top to bottom: runtime, run directory, models, resume, data, steps, finish.
 
 Each stage is a named function below `train`; the state they share lives in small objects
-(Runtime, Nets, Checkpointer, StatusMeter, SampleWriter) rather than in closures.
+(Runtime, Nets, Run, GANStep and its Progress, Checkpointer, NanWatch, StatusMeter, SampleWriter)
+rather than in closures.
 """
 
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 
-from ..config import Config, dump_config, ema_beta, to_dict
+from ..config import Config, dump_config, to_dict
 from ..data.cache import DeviceCache
 from ..data.loader import label_bank, train_loader
+from ..images import to_unit_range
 from ..io import atomic_path
+from ..log import get_logger, prefixed, run_log_file
 from ..models import architecture, build_models
 from . import checkpoint as ckpt
 from . import finetune
 from .ada import ada_from_config, small_data_note
 from .augment import parse_policy
-from .checkpointer import Checkpointer, NonFiniteLoss, RunClock, average_buffers
-from .distributed import agree_on_path
-from .ema import make_ema
+from .checkpointer import Checkpointer, average_buffers, checkpoint_root
+from .ema import EmaSchedule, make_ema
+from .nan_watch import NanWatch, NonFiniteLoss
 from .preflight import preflight, training_condition
-from .runlog import RunLog
+from .run_totals import DataTotals, RunClock
 from .runtime import Runtime, StopSignal, lock_run_dir, setup_runtime
 from .samples import SampleWriter
 from .status import StatusMeter
-from .step import GANStep, to_unit_range
+from .step import GANStep, Progress
 from .tracking import MetricsLog, start_trackers
+
+log = get_logger()
 
 SYNC_EVERY = 10  # steps between the (cheap) cross-rank checks for a stop signal or a bad loss
 
@@ -66,9 +71,22 @@ class Nets:
 
 
 @dataclass
-class Progress:
-    step: int = 0
-    images_seen: int = 0
+class Run:
+    """What the step loop drives besides the step itself: the config, where it runs, the nets,
+    the batches (and their loader, for its counts of samples read and bad), and what records
+    the run."""
+
+    cfg: Config
+    rt: Runtime
+    nets: Nets
+    batches: Iterator
+    loader: object
+    checkpointer: Checkpointer
+    nan_watch: NanWatch
+    status: StatusMeter
+    samples: SampleWriter
+    metrics: MetricsLog
+    evaluator: Optional[Callable] = None  # FID during training (see train's make_evaluator)
 
 
 def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
@@ -92,52 +110,58 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     init = finetune.preflight_finetune(cfg, training_condition(cfg, shards))  # run.init, train.freeze_d
     rt = setup_runtime(cfg)
     lock = lock_run_dir(rt, cfg.run.dir)
-    log = RunLog(os.path.join(cfg.run.dir, "log.txt"), rt.is_main)
     try:
-        chosen += [line for line in rt.notes + [small_data_note(shards.total, cfg.train.augment,
-                                                                  cfg.train.ada_target)] if line]
-        for line in chosen:
-            rt.accelerator.print(line)
-        _prepare_run_dir(cfg, rt, chosen)
-        condition = training_condition(cfg, shards)
-        nets = _build_nets(cfg, rt, shards, condition)
-        resume_path, state = _resume_target(cfg, rt)
-        progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state, init)
-        nets.ada = ada_from_config(cfg.train, rt.device, state, rt.rank)
-        _prepare_for_devices(cfg, rt, nets)
-        loader = _make_loader(cfg, rt, shards, progress.step, condition)
-        # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
-        # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
-        batches = iter(loader)
-        _start_rng(cfg, rt, resume_path, state, progress.step)
-        clock = RunClock(state)
-        checkpointer = Checkpointer(rt, cfg, nets, loader, clock, last_step=progress.step if resume_path else -1)
-        checkpointer.wandb_id = _start_trackers(cfg, rt, wandb_id)
-        # Rows a killed run wrote past this checkpoint are dropped: they are about to be redone.
-        metrics = MetricsLog(os.path.join(cfg.run.dir, "metrics.jsonl"), rt.is_main, resume_step=progress.step)
-        samples = SampleWriter(rt, cfg, nets.G_ema)
-        if not resume_path:
-            samples.write_reals(shards)
-            samples.write(progress)
-        evaluator = make_evaluator(cfg, rt.accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
-        status = StatusMeter(rt, metrics, clock, progress.images_seen, int(cfg.train.total_kimg * 1000))
-        status.ada = nets.ada
-        try:
-            stopped = _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, samples, evaluator,
-                            metrics)
-        except NonFiniteLoss:
-            # The grid of the moment it went wrong: often what shows how (collapse, saturation).
-            grid = samples.write(progress)
-            if grid:
-                rt.accelerator.print(f"facegan: sample grid at the stop (step {progress.step}): {grid}")
-            raise
-        finally:
-            status.close()
-        return _finish(cfg, rt, nets, progress, checkpointer, status, samples, stopped, on_finish)
+        with run_log_file(os.path.join(cfg.run.dir, "log.txt"), rt.is_main):
+            return _run(cfg, rt, shards, init, chosen, make_evaluator, on_finish)
     finally:
-        log.close()
         if lock is not None:
             lock.release()
+
+
+def _run(cfg, rt: Runtime, shards, init, chosen: list, make_evaluator, on_finish) -> TrainResult:
+    """The run itself, with its directory locked and its log open."""
+    chosen += [line for line in rt.notes + [small_data_note(shards.total, cfg.train.augment,
+                                                              cfg.train.ada_target)] if line]
+    for line in chosen:
+        log.info(line)
+    _prepare_run_dir(cfg, rt, [prefixed(line) for line in chosen])
+    condition = training_condition(cfg, shards)
+    nets = _build_nets(cfg, rt, shards, condition)
+    resume_path, state = _resume_target(cfg, rt)
+    progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state, init)
+    nets.ada = ada_from_config(cfg.train, rt.device, state, rt.rank)
+    _prepare_for_devices(cfg, rt, nets)
+    loader = _make_loader(cfg, rt, shards, progress.step, condition)
+    # Creating the iterator draws a seed from the global RNG: do it before seeding or restoring
+    # the RNG, so a resumed run's random stream matches an uninterrupted one exactly.
+    batches = iter(loader)
+    _start_rng(cfg, rt, resume_path, state, progress.step)
+    clock, data = RunClock(state), DataTotals(state)
+    nan_watch = NanWatch(rt, checkpoint_root(cfg))
+    checkpointer = Checkpointer(rt, cfg, nets, loader, nan_watch, clock, data,
+                                last_step=progress.step if resume_path else -1)
+    checkpointer.wandb_id = _start_trackers(cfg, rt, wandb_id)
+    # Rows a killed run wrote past this checkpoint are dropped: they are about to be redone.
+    metrics = MetricsLog(os.path.join(cfg.run.dir, "metrics.jsonl"), rt.is_main, resume_step=progress.step)
+    samples = SampleWriter(rt, cfg, nets.G_ema)
+    if not resume_path:
+        samples.write_reals(shards)
+        samples.write(progress)
+    evaluator = make_evaluator(cfg, rt.accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
+    status = StatusMeter(rt, metrics, clock, data, progress.images_seen, int(cfg.train.total_kimg * 1000),
+                         ada=nets.ada)
+    run = Run(cfg, rt, nets, batches, loader, checkpointer, nan_watch, status, samples, metrics, evaluator)
+    try:
+        stopped = _loop(run, _make_step(cfg, rt, nets, condition, progress))
+    except NonFiniteLoss:
+        # The grid of the moment it went wrong: often what shows how (collapse, saturation).
+        grid = samples.write(progress)
+        if grid:
+            log.info(f"sample grid at the stop (step {progress.step}): {grid}")
+        raise
+    finally:
+        status.close()
+    return _finish(run, progress, stopped, on_finish)
 
 
 # ---------------------------------------------------------------- stages
@@ -176,10 +200,10 @@ def _resume_target(cfg, rt: Runtime):
     if mode == "none":
         return None, None
     if mode == "auto":
-        # rank 0 picks; the others load the same one (see agree_on_path)
-        root = os.path.join(cfg.run.dir, "checkpoints")
-        path = ckpt.find_resumable(root, log=rt.accelerator.print)[0] if rt.is_main else None
-        path = agree_on_path(rt.accelerator, path)
+        # Rank 0 picks and the others load the same one: listing the checkpoints on each rank, one
+        # landing between two listings would start the ranks at different steps (a hang).
+        path = ckpt.find_resumable(checkpoint_root(cfg))[0] if rt.is_main else None
+        path = broadcast_object_list([path])[0]
         return (path, ckpt.verify(path)) if path else (None, None)
     return mode, ckpt.verify(mode)
 
@@ -192,17 +216,17 @@ def _load_state(cfg, rt: Runtime, nets: Nets, path, state, init=None):
             init = finetune.check_init(cfg.run.init, nets.arch)
         if init is not None:
             what = finetune.load_init(init, nets.G, nets.G_ema, nets.D)
-            rt.accelerator.print(f"facegan: fine-tuning from {init.source}: {what}; optimizers and step start fresh")
+            log.info(f"fine-tuning from {init.source}: {what}; optimizers and step start fresh")
         return Progress(), None
     if not finetune.is_off(cfg.run.init):
-        rt.accelerator.print(f"facegan: note: run.init={cfg.run.init} ignored: the run resumes from its own checkpoint")
+        log.info(f"note: run.init={cfg.run.init} ignored: the run resumes from its own checkpoint")
     ckpt.load_checkpoint(path, state, {"G": nets.G, "G_ema": nets.G_ema, "D": nets.D},
                          {"opt_G": nets.opt_G, "opt_D": nets.opt_D}, nets.arch)
     for opt, lr in ((nets.opt_G, cfg.train.lr_g), (nets.opt_D, cfg.train.lr_d)):  # the config's lr wins
         for group in opt.param_groups:
             group["lr"], group["betas"] = lr, tuple(cfg.train.betas)
     progress = Progress(state["step"], state["images_seen"])
-    rt.accelerator.print(f"facegan: resumed from {path} (step {progress.step}, {progress.images_seen / 1000:.1f} kimg)")
+    log.info(f"resumed from {path} (step {progress.step}, {progress.images_seen / 1000:.1f} kimg)")
     return progress, state.get("wandb_id")
 
 
@@ -221,8 +245,8 @@ def _make_loader(cfg, rt: Runtime, shards, start_batch: int, condition=None):
     if cfg.data.device_cache:
         loader = DeviceCache(shards, rt.batch, rt.rank, rt.world, cfg.train.seed, start_batch, rt.device,
                              cfg.data.max_bad_fraction, cfg.data.stall_s, condition)
-        rt.accelerator.print(f"facegan: {len(loader)} training images cached on {rt.device} "
-                             f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
+        log.info(f"{len(loader)} training images cached on {rt.device} "
+                 f"({loader.nbytes / 2**20:.0f} MiB on this rank)")
         return loader
     return train_loader(shards, rt.batch, rt.rank, rt.world, seed=cfg.train.seed, start_batch=start_batch,
                         workers=cfg.data.workers, pin_memory=rt.kind == "cuda",
@@ -238,8 +262,8 @@ def _start_rng(cfg, rt: Runtime, path, state, step: int) -> None:
     if state.get("world_size") == rt.world:
         ckpt.restore_rng(ckpt.load_rng(path, rt.rank), rt.device)
     else:
-        rt.accelerator.print(f"facegan: warning: checkpoint was written by {state.get('world_size')} "
-                             f"processes, this run has {rt.world}; RNG streams start fresh")
+        log.info(f"warning: checkpoint was written by {state.get('world_size')} "
+                 f"processes, this run has {rt.world}; RNG streams start fresh")
         set_seed(cfg.train.seed + step, device_specific=True)
 
 
@@ -256,70 +280,93 @@ def crossed(interval_kimg: float, before: int, after: int) -> bool:
     return math.floor(after / n) > math.floor(before / n)
 
 
-def _loop(cfg, rt, nets, batches, loader, progress, checkpointer, status, samples, evaluator, metrics) -> bool:
-    """Steps until the budget is spent; True when a stop signal ended it."""
+def _make_step(cfg, rt: Runtime, nets: Nets, condition, progress: Progress) -> GANStep:
+    """The training step of this config, on the nets as prepared, continuing from progress."""
     t = cfg.train
-    total_images = int(t.total_kimg * 1000)
-    gan_step = GANStep(rt.accelerator, nets.G, nets.D, nets.opt_G, nets.opt_D, nets.G_ema, 0.0, cfg.model.nz,
-                       loss=t.loss, augment=parse_policy(t.augment), r1_gamma=t.r1_gamma, r1_every=t.r1_every,
-                       aux_weight=t.aux_weight, fake_labels=t.fake_labels, ada=nets.ada)
-    gan_step.steps = progress.step  # the lazy-R1 cadence continues across a resume
+    return GANStep(rt.accelerator, nets.G, nets.D, nets.opt_G, nets.opt_D, nets.G_ema,
+                   EmaSchedule(t.ema, t.batch_size, t.ema_rampup), cfg.model.nz, loss=t.loss,
+                   augment=parse_policy(t.augment), r1_gamma=t.r1_gamma, r1_every=t.r1_every,
+                   aux_weight=t.aux_weight, fake_labels=t.fake_labels, ada=nets.ada, condition=condition,
+                   d_condition=cfg.model.d_condition, progress=progress)
+
+
+def _loop(run: Run, gan_step: GANStep) -> bool:
+    """Steps until train.total_kimg is seen (or train.max_steps, or a stop signal); True when a
+    stop signal ended it. The step advances gan_step.progress; what comes due after it (a record,
+    a grid, FID, a checkpoint) goes by the images it crossed."""
+    progress, total_images = gan_step.progress, int(run.cfg.train.total_kimg * 1000)
     stopped = False
     with StopSignal() as stop:
         while progress.images_seen < total_images:
-            batch = next(batches)
-            images, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)  # cond: conditional runs
-            real = to_unit_range(images, rt.device, cfg.data.flip, rt.memory_format)
-            gan_step.beta = ema_beta(t.ema, t.batch_size, t.ema_rampup, progress.images_seen)
-            loss_D, loss_G, logits_real, logits_fake = gan_step(
-                real, None if cond is None else cond.to(rt.device, non_blocking=True))
+            real, cond = _next_batch(run)
             before = progress.images_seen
-            progress.step += 1
-            progress.images_seen += t.batch_size
-            status.add(loss_D, loss_G, logits_real, logits_fake)
-            checkpointer.note_losses(loss_D + loss_G, progress.step)
-
-            # Cross-rank decisions at a fixed cadence (a host sync), never every step.
-            if rt.world == 1:
-                stopped = stop.requested  # a host flag: no device sync needed
-            if progress.step % SYNC_EVERY == 0:
-                checkpointer.check_finite()
-                if rt.world > 1:
-                    requested = torch.tensor([float(stop.requested)], device=rt.device)
-                    stopped = rt.accelerator.reduce(requested, reduction="sum").item() > 0
-            done = progress.images_seen >= total_images
-            if progress.step % cfg.log.every_steps == 0 or stopped or done:
-                status.emit(progress.step, progress.images_seen, nets.opt_G, nets.opt_D, loader.counts)
-            if crossed(t.sample_every_kimg, before, progress.images_seen):
-                samples.write(progress)
-            if evaluator and crossed(cfg.eval.every_kimg, before, progress.images_seen):
-                average_buffers(rt.accelerator, (nets.G_raw, nets.D_raw, nets.G_ema))
-                evaluator(nets.G_ema, progress.step, progress.images_seen,
-                          lambda: checkpointer.write(progress.step, progress.images_seen), metrics)
-            if crossed(t.checkpoint_every_kimg, before, progress.images_seen) or stopped:
-                checkpointer.write(progress.step, progress.images_seen)
+            loss_D, loss_G, logits_real, logits_fake = gan_step(real, cond)
+            run.status.add(loss_D, loss_G, logits_real, logits_fake)
+            run.nan_watch.note(loss_D + loss_G, progress.step)
+            stopped = _stop_agreed(run, stop, progress.step)
+            _after_step(run, progress, before, stopped, done=progress.images_seen >= total_images)
             if stopped:
-                rt.accelerator.print(f"facegan: stop requested; checkpoint written at step {progress.step}, exiting")
+                log.info(f"stop requested; checkpoint written at step {progress.step}, exiting")
                 break
-            if t.max_steps and progress.step >= t.max_steps:
+            if run.cfg.train.max_steps and progress.step >= run.cfg.train.max_steps:
                 break
     return stopped
 
 
-def _finish(cfg, rt, nets, progress, checkpointer, status, samples, stopped, on_finish) -> TrainResult:
-    newest = checkpointer.newest(progress.step, progress.images_seen)
-    grid = samples.write(progress)  # however the run ends: the grid a user opens shows this moment
+def _next_batch(run: Run):
+    """The next batch on the device: images (N, 3, H, W) in [-1, 1], flipped at random with
+    data.flip, and a conditional run's conditions (N, C), else None."""
+    batch = next(run.batches)
+    images, cond = batch if isinstance(batch, (tuple, list)) else (batch, None)
+    real = to_unit_range(images, run.rt.device, run.cfg.data.flip, run.rt.memory_format)
+    return real, None if cond is None else cond.to(run.rt.device, non_blocking=True)
+
+
+def _stop_agreed(run: Run, stop: StopSignal, step: int) -> bool:
+    """Whether every rank stops after this step. Cross-rank decisions come at a fixed cadence (a
+    host sync), never every step: every SYNC_EVERY steps the losses are checked (NanWatch) and,
+    with several ranks, a stop signal on any of them stops all. One process reads its flag."""
+    stopped = run.rt.world == 1 and stop.requested  # a host flag: no device sync needed
+    if step % SYNC_EVERY == 0:
+        run.nan_watch.check()
+        if run.rt.world > 1:
+            requested = torch.tensor([float(stop.requested)], device=run.rt.device)
+            stopped = run.rt.accelerator.reduce(requested, reduction="sum").item() > 0
+    return stopped
+
+
+def _after_step(run: Run, progress: Progress, before: int, stopped: bool, done: bool) -> None:
+    """What comes due after a step: the status record (every log.every_steps steps, and at the
+    end), a sample grid, FID and a checkpoint, each when images_seen crossed its interval since
+    before; a stop writes a checkpoint too."""
+    cfg, nets, now = run.cfg, run.nets, progress.images_seen
+    if progress.step % cfg.log.every_steps == 0 or stopped or done:
+        run.status.emit(progress.step, now, nets.opt_G, nets.opt_D, run.loader.counts)
+    if crossed(cfg.train.sample_every_kimg, before, now):
+        run.samples.write(progress)
+    if run.evaluator and crossed(cfg.eval.every_kimg, before, now):
+        average_buffers(run.rt.accelerator, (nets.G_raw, nets.D_raw, nets.G_ema))
+        run.evaluator(nets.G_ema, progress.step, now, lambda: run.checkpointer.write(progress.step, now),
+                      run.metrics)
+    if crossed(cfg.train.checkpoint_every_kimg, before, now) or stopped:
+        run.checkpointer.write(progress.step, now)
+
+
+def _finish(run: Run, progress: Progress, stopped: bool, on_finish) -> TrainResult:
+    cfg, rt, nets = run.cfg, run.rt, run.nets
+    newest = run.checkpointer.newest(progress.step, progress.images_seen)
+    grid = run.samples.write(progress)  # however the run ends: the grid a user opens shows this moment
     if rt.is_main:
         if on_finish is not None:
             on_finish(cfg.run.dir)
         how = "stopped" if stopped else "done"
-        rt.accelerator.print(f"facegan: {how} at step {progress.step} ({progress.images_seen / 1000:.1f} kimg). "
-                             f"Newest sample grid: {grid} (this step's)")
-        rt.accelerator.print(f"facegan: newest checkpoint: {newest}")
-        last = status.last
+        log.info(f"{how} at step {progress.step} ({progress.images_seen / 1000:.1f} kimg). "
+                 f"Newest sample grid: {grid} (this step's)")
+        log.info(f"newest checkpoint: {newest}")
+        last = run.status.last
         if last and last["data_bad"]:
-            rt.accelerator.print(f"facegan: bad data skipped: {last['data_bad']} of {last['data_read']} "
-                                 f"samples read (data_bad in metrics.jsonl)")
+            log.info(f"bad data skipped: {last['data_bad']} of {last['data_read']} "
+                     f"samples read (data_bad in metrics.jsonl)")
     rt.accelerator.end_training()
     return TrainResult(newest, progress.step, progress.images_seen, stopped, nets.G_raw, nets.G_ema, nets.D_raw,
                        nets.ada)

@@ -6,15 +6,19 @@ lsgan: least squares, Mao et al. (2017), with targets 1 (real) and 0 (fake).
 
 One table, LOSSES, maps a name (train.loss) to its D and G losses; a new loss is one
 register_loss call, and train.loss accepts it.
+
+A conditional D's classifier head (model.d_condition *+aux, *+adc) adds its own terms to both
+losses: conditional_head picks them once, from the parsed description (facegan.conditions).
 """
 
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..conditions import Condition
+from ..config.schema import accept_losses
 
 
 class Loss(NamedTuple):
@@ -26,6 +30,7 @@ class Loss(NamedTuple):
 
 
 LOSSES: Dict[str, Loss] = {}
+accept_losses(LOSSES)  # train.loss takes the names in this table, those registered later included
 
 
 def register_loss(name: str, d: Callable, g: Callable) -> None:
@@ -86,3 +91,56 @@ def adc_loss(cond: Condition, logits: torch.Tensor, c: torch.Tensor, real: bool)
         target = (c > 0).long() + (0 if real else 2)  # 0 off-real, 1 on-real, 2 off-fake, 3 on-fake
         return nn.functional.cross_entropy(logits.reshape(-1, cond.dim, 4).transpose(1, 2), target)
     return nn.functional.cross_entropy(logits, c.argmax(1) + (0 if real else cond.dim))
+
+
+class ConditionalHead:
+    """The terms a D classifier head adds to D's and G's losses, times train.aux_weight. Label
+    logits are the head's (N, width) output (facegan.models.DOutput.labels); c are (N, C)
+    conditions. reads_fakes: whether D's step also needs the head's verdict on fakes."""
+
+    reads_fakes = False
+
+    def __init__(self, cond: Condition, weight: float):
+        self.cond, self.weight = cond, weight
+
+    def d_term(self, labels_real, c_real, labels_fake, c_fake) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_term(self, labels_fake, c_fake) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class AuxHead(ConditionalHead):
+    """AC-GAN (Odena et al. 2017): D's classifier learns the labels of real images (labels_fake is
+    not read); G makes the asked labels readable on its fakes."""
+
+    def d_term(self, labels_real, c_real, labels_fake, c_fake):
+        return self.weight * aux_loss(self.cond, labels_real, c_real)
+
+    def g_term(self, labels_fake, c_fake):
+        return self.weight * aux_loss(self.cond, labels_fake, c_fake)
+
+
+class AdcHead(ConditionalHead):
+    """ADC-GAN (Hou et al. 2022): D's classifier learns the labels of reals as real and of fakes as
+    fake; G makes its fakes read as real images with the asked labels."""
+
+    reads_fakes = True
+
+    def d_term(self, labels_real, c_real, labels_fake, c_fake):
+        return self.weight * (adc_loss(self.cond, labels_real, c_real, real=True)
+                              + adc_loss(self.cond, labels_fake, c_fake, real=False))
+
+    def g_term(self, labels_fake, c_fake):
+        return self.weight * adc_loss(self.cond, labels_fake, c_fake, True)
+
+
+HEADS = {"aux": AuxHead, "adc": AdcHead}  # facegan.conditions.D_HEADS -> its loss terms
+
+
+def conditional_head(head: Optional[str], cond: Optional[Condition], weight: float) -> Optional[ConditionalHead]:
+    """The loss terms of D's classifier head (DConditioning.head: aux, adc or None) for condition
+    cond; None for a D without a head or an unconditional run (cond None)."""
+    if cond is None or head is None:
+        return None
+    return HEADS[head](cond, weight)

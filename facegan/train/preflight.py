@@ -14,6 +14,7 @@ from ..config import Config
 from ..data.loader import IMAGE_KEYS, ShardSet, TrainStream, resolve_shards
 from ..errors import UserError
 from ..io import read_json
+from ..log import get_logger
 from ..models import architecture
 from ..conditions import select_condition
 from . import checkpoint as ckpt
@@ -25,9 +26,10 @@ def preflight(cfg: Config, world: int = None, log=None) -> ShardSet:
 
     When the data holds a batch for every process but not for every loader worker of
     data.workers, the workers are lowered to what the data feeds (cfg.data.workers changes,
-    with a note on stdout) rather than refusing a dataset that can train."""
+    with a note) rather than refusing a dataset that can train. log(text) takes the notes
+    (default: facegan's logger)."""
     world = world or int(os.environ.get("WORLD_SIZE", "1"))
-    log = log or (lambda msg: print(msg, flush=True) if int(os.environ.get("RANK", "0")) == 0 else None)
+    log = log or get_logger().info
     batch = cfg.train.batch_size
     if batch % world:
         raise UserError(f"train.batch_size: {batch} does not divide evenly over {world} processes")
@@ -48,7 +50,7 @@ def training_condition(cfg: Config, shards: ShardSet):
 
 def _check_local_shard_files(spec: str) -> None:
     """A single local file given as data.shards must be a tar shard (a damaged shard among
-    several is the bad-data tracker's business: training goes on without it)."""
+    several is the bad-data budget's business: training goes on without it)."""
     if os.path.isfile(spec) and not tarfile.is_tarfile(spec):
         raise UserError(f"data.shards: {spec} is neither a dataset directory nor a tar shard "
                         f"(pack images with facegan-shard)")
@@ -105,7 +107,7 @@ def _check_missing_shards(shards: ShardSet, max_bad_fraction: float, log) -> Non
     what = f"{len(missing)} of {len(shards.urls)} shards missing ({lost} of {total} {unit}, {lost / max(total, 1):.1%})"
     if lost / max(total, 1) > max_bad_fraction:
         raise UserError(f"data.shards: {what}, over data.max_bad_fraction={max_bad_fraction:g}: {names}")
-    log(f"facegan: note: {what}, within data.max_bad_fraction={max_bad_fraction:g}; training on the rest "
+    log(f"note: {what}, within data.max_bad_fraction={max_bad_fraction:g}; training on the rest "
         f"(each counts as bad data): {names}")
 
 
@@ -129,14 +131,14 @@ def _fit_data(cfg: Config, shards: ShardSet, world: int, log) -> None:
                         f"smaller --shard-size")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if cfg.data.workers * world > cores:
-        log(f"facegan: note: data.workers={cfg.data.workers} per process ({cfg.data.workers * world} loader "
+        log(f"note: data.workers={cfg.data.workers} per process ({cfg.data.workers * world} loader "
             f"processes) for {cores} usable CPU cores: they compete with training for the cores; "
             f"fewer may be faster")
     workers = cfg.data.workers
     while workers > 1 and min(_slot_shares(shards, per_rank, world, workers)) < per_rank:
         workers -= 1
     if workers != cfg.data.workers:
-        log(f"facegan: note: data.workers={cfg.data.workers} lowered to {workers}: {shards.total} training "
+        log(f"note: data.workers={cfg.data.workers} lowered to {workers}: {shards.total} training "
             f"images give each of {cfg.data.workers} loader workers per process fewer than one batch of {per_rank}")
         cfg.data.workers = workers
 

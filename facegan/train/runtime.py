@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, broadcast_object_list
 
 from ..errors import UserError
 from ..io import DirLock
 from .tracking import tracker_setup
-from .distributed import agree_on_path, init_process_group_for_restarts, shared_store_note
+from .distributed import init_process_group_for_restarts, shared_store_note
 
 
 def pick_device() -> str:
@@ -74,7 +74,7 @@ def describe(accelerator: Accelerator, device: str, precision: str) -> str:
         mode = "1 process"
     name = torch.cuda.get_device_name(accelerator.device) if device == "cuda" else device
     prec = {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + loss scaling"}[precision]
-    return f"facegan: device {name} ({mode}), precision {prec}"
+    return f"device {name} ({mode}), precision {prec}"
 
 
 def cpu_threads_note(world: int):
@@ -85,7 +85,7 @@ def cpu_threads_note(world: int):
     used = torch.get_num_threads()
     if used >= share:
         return None
-    return (f"facegan: note: {used} CPU thread(s) per process of {cores} cores (OMP_NUM_THREADS="
+    return (f"note: {used} CPU thread(s) per process of {cores} cores (OMP_NUM_THREADS="
             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); `accelerate launch --num_cpu_threads_per_process "
             f"{share}` uses them all")
 
@@ -143,7 +143,7 @@ def setup_runtime(cfg) -> Runtime:
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
     fmt = torch.channels_last if use_channels_last(cfg.train.channels_last, kind) else torch.contiguous_format
     return Runtime(accelerator, kind, precision, fmt, cfg.train.batch_size // accelerator.num_processes, notes,
-                   notes[0].removeprefix("facegan: device "))
+                   notes[0].removeprefix("device "))
 
 
 def lock_run_dir(rt: Runtime, run_dir: str):
@@ -156,7 +156,7 @@ def lock_run_dir(rt: Runtime, run_dir: str):
             lock = DirLock(run_dir, "run directory").acquire()
         except UserError as err:
             refusal = str(err)
-    refusal = agree_on_path(rt.accelerator, refusal)
+    refusal = broadcast_object_list([refusal])[0]  # rank 0's outcome, on every rank
     if refusal:
         if not rt.is_main:
             sys.exit(2)  # rank 0 says it, once

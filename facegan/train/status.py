@@ -4,15 +4,20 @@ import time
 
 import torch
 
+from ..log import status_logger
 from .tracking import peak_memory_mb
+
+log = status_logger()
 
 
 class StatusMeter:
     """Sums loss_D, loss_G, D(x), D(G(z)) on the device between records (no host sync per step);
-    `emit` makes the one routine sync: a reduction over ranks, a line, a record, a tracker log."""
+    `emit` makes the one routine sync: a reduction over ranks, a line, a record, a tracker log.
+    clock and data: the run's facegan.train.run_totals.RunClock and DataTotals (across resumes).
+    ada: the trainer's AdaController (train.augment=ada), whose p and r_t join every record."""
 
-    def __init__(self, rt, metrics, clock, images_seen: int, total_images: int = 0):
-        self.rt, self.metrics, self.clock = rt, metrics, clock
+    def __init__(self, rt, metrics, clock, data, images_seen: int, total_images: int = 0, ada=None):
+        self.rt, self.metrics, self.clock, self.data = rt, metrics, clock, data
         self.stats = torch.zeros(4, device=rt.device)
         self.steps, self.t_log, self.img_log = 0, time.time(), images_seen
         # Run-level rate (since this process started: a resume's first interval includes no
@@ -20,7 +25,7 @@ class StatusMeter:
         self.t_start, self.img_start, self.total_images = self.t_log, images_seen, total_images
         self.bar = notebook_bar(total_images, images_seen)
         self.last = None
-        self.ada = None  # the trainer's AdaController (train.augment=ada): its p and r_t join every record
+        self.ada = ada
 
     @torch.no_grad()
     def add(self, loss_D, loss_G, logits_real, logits_fake) -> None:
@@ -35,21 +40,22 @@ class StatusMeter:
         local = torch.cat([self.stats / max(self.steps, 1),
                            torch.tensor([seen * world, bad * world], device=self.rt.device, dtype=self.stats.dtype)])
         mean = acc.reduce(local, reduction="mean").tolist()  # note: a sync point
-        totals = self.clock.totals((int(round(mean[4])), int(round(mean[5]))))
+        totals = self.data.totals(int(round(mean[4])), int(round(mean[5])))
+        wall_s = self.clock.wall_s()
         dt = max(time.time() - self.t_log, 1e-9)
         imgs = images_seen - self.img_log
         rec = {"step": step, "kimg": round(images_seen / 1000, 3), "loss_D": mean[0], "loss_G": mean[1],
                "D_real": mean[2], "D_fake": mean[3], "img_per_s": imgs / dt,
                "sec_per_kimg": dt / max(imgs / 1000, 1e-9), "peak_mem_mb": peak_memory_mb(self.rt.device),
                "lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"],
-               "data_read": totals["data_read"], "data_bad": totals["data_bad"], "wall_s": round(totals["wall_s"], 3)}
+               "data_read": totals["data_read"], "data_bad": totals["data_bad"], "wall_s": round(wall_s, 3)}
         run_s = max(time.time() - self.t_start, 1e-9)
         rec["img_per_s_run"] = (images_seen - self.img_start) / run_s
         left = max(self.total_images - images_seen, 0)
         rec["eta_s"] = round(left / rec["img_per_s_run"], 1) if rec["img_per_s_run"] > 0 else None
         if self.ada is not None:
             rec.update(self.ada.record())  # the same on every rank: p moves on statistics summed over all
-        acc.print(status_line(rec, self.total_images, self.steps))
+        log.info(status_line(rec, self.total_images, self.steps))
         if self.bar is not None and self.rt.is_main:
             self.bar.update(images_seen - self.bar.n)
             self.bar.set_postfix_str(f"loss_D {mean[0]:.3f} loss_G {mean[1]:.3f}", refresh=True)

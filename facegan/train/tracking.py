@@ -10,7 +10,8 @@ import resource
 
 import torch
 
-from ..errors import UserError
+from ..config import TRACKERS, tracker_names  # noqa: F401 (the values log.trackers takes; config checks them)
+
 from ..io import write_text_atomic
 
 
@@ -72,47 +73,7 @@ def read_metrics(path: str) -> list:
     return rows
 
 
-TRACKERS = ("wandb", "tensorboard")  # the values log.trackers takes
 TENSORBOARD_DIR = "tensorboard"  # under the run directory: runs/NAME/tensorboard/<log.project>/
-
-
-def tracker_names(log_cfg) -> list:
-    """The trackers a run logs to: log.trackers, plus wandb when log.wandb is not off (the shorthand
-    kept from before log.trackers existed). Order kept, duplicates dropped; [] means none."""
-    names = list(dict.fromkeys(log_cfg.trackers))
-    if log_cfg.wandb != "off" and "wandb" not in names:
-        names.insert(0, "wandb")
-    return names
-
-
-# Keys whose value names something the trackers create: log.project is TensorBoard's folder under
-# runs/NAME/tensorboard/ (Accelerate joins it to the logging directory as given) and wandb's project;
-# log.name is wandb's run name. A path there would write outside the run directory.
-NAME_KEYS = ("project", "name")
-WANDB_PROJECT_BANS = "/\\#?%:"  # the characters wandb refuses in a project name (wandb_settings.validate_project)
-
-
-def check_names(log_cfg) -> None:
-    """Refuse a log.project or log.name that is not a plain name: empty, '.', '..', a / or \\, or a NUL
-    (on TensorBoard, log.project=../../esc put event files outside the run directory). With wandb on,
-    log.project also keeps to wandb's own rule (none of / \\ # ? % :, at most 128 characters), which
-    wandb would otherwise enforce only after the run directory exists.
-    Takes a LogConfig; raises UserError naming the key and the value."""
-    for name in NAME_KEYS:
-        value = getattr(log_cfg, name)
-        if value is None:
-            continue
-        key = f"log.{name}"
-        if value == "":
-            raise UserError(f"{key}: must not be empty (a name, not a path: no /, \\ or ..)")
-        if "\0" in value:
-            raise UserError(f"{key}: {value!r} holds a NUL character")
-        if "/" in value or "\\" in value or value in (".", ".."):
-            raise UserError(f"{key}: {value!r} is a name, not a path (no /, \\ or ..)")
-    project = log_cfg.project
-    if "wandb" in tracker_names(log_cfg) and (len(project) > 128 or any(c in project for c in WANDB_PROJECT_BANS)):
-        raise UserError(f"log.project: {project!r} is not a wandb project name "
-                        f"(none of / \\ # ? % :, at most 128 characters)")
 
 
 def tracker_setup(cfg) -> dict:

@@ -1,15 +1,14 @@
-"""Making images from a generator: latent codes, truncation, label requests and the label bank,
-interpolation and grids. The trainer's sample grids, facegan-sample, the app, the Hub model and
-eval all draw through here, so the same (seed, index) gives the same face everywhere."""
+"""Labels for a conditional generator: what a user asks for (--attr, --class), the label bank draws
+(as the training data has them), and the conditions of toggle grids and the trainer's grid rows."""
 
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from .conditions import Condition
-from .data.labels import BINARY, find_field, label_name
-from .errors import UserError
+from ..conditions import Condition
+from ..data.labels import BINARY, find_field, label_name
+from ..errors import UserError
 
 
 def parse_request(cond: Condition, attrs: Optional[str] = None, klass: Optional[str] = None) -> Dict[str, int]:
@@ -47,7 +46,7 @@ def parse_request(cond: Condition, attrs: Optional[str] = None, klass: Optional[
 
 def bank_conditions(G: nn.Module, n: int, seed: int, start: int = 0) -> torch.Tensor:
     """(n, C) conditions for samples start..start+n-1 of `seed`, drawn from G's label bank: sample
-    i's condition depends on (seed, i) only, like facegan.latents, so any slice agrees."""
+    i's condition depends on (seed, i) only, like facegan.sampling.latents, so any slice agrees."""
     bank = G.label_bank.detach().cpu()
     gen = torch.Generator().manual_seed(seed * 1_000_003 + 17)
     index = torch.randint(len(bank), (start + n,), generator=gen)[start:]
@@ -86,3 +85,20 @@ def toggle_conditions(cond: Condition, base: torch.Tensor, name: str) -> Tuple[t
     rows = [apply_request(cond, base, {f.name: s}) for s in states]
     captions = [f"{f.name}={s}" if f.kind == BINARY else f"{f.name}={f.classes[s]}" for s in states]
     return torch.cat(rows), captions
+
+
+def grid_conditions(G: nn.Module, rows: int = 8) -> Optional[torch.Tensor]:
+    """(R, C) one condition per grid row for a conditional G (None otherwise): each class (up
+    to 16), or the first `rows` distinct label combinations of its bank."""
+    cond = getattr(G, "condition", None)
+    if cond is None:
+        return None
+    if cond.kind == "class":
+        return torch.eye(cond.dim)[:16]
+    distinct = []
+    for row in G.label_bank.detach().cpu():
+        if not any(torch.equal(row, d) for d in distinct):
+            distinct.append(row)
+        if len(distinct) == rows:
+            break
+    return torch.stack(distinct)

@@ -1,18 +1,20 @@
 """Bad data at training time: skipped, counted, and fatal only past data.max_bad_fraction.
 
-Every reader (a loader worker, the device cache, the eval stream) keeps a Tracker. Its counts
-go to a small shared array, so the trainer can log the totals of all its loader workers
+Every reader (a loader worker, the device cache, the eval stream) keeps a BadDataBudget. Its
+counts go to a small shared array, so the trainer can log the totals of all its loader workers
 without another channel; the first few problems are printed with their shard and reason.
 """
 
 import multiprocessing
 import re
-import sys
 from typing import Optional
 
 from ..errors import UserError
+from ..log import get_logger
 
 SHOWN = 3  # problems printed per reader; the rest are only counted
+
+log = get_logger()
 
 
 class BadData(UserError):
@@ -43,8 +45,9 @@ class Counts:
         return sum(v[0::2]), sum(v[1::2])
 
 
-class Tracker:
-    """One reader's counts. share: the samples it expects per pass when the manifest says so;
+class BadDataBudget:
+    """One reader's allowance of bad samples (data.max_bad_fraction) and its counts, which pass it
+    raises BadData. share: the samples it expects per pass when the manifest says so;
     the bad fraction is then taken over at least a whole pass, so one damaged shard read first
     is judged against everything the reader will read, not against itself."""
 
@@ -96,7 +99,8 @@ class Tracker:
             self.shown += 1
             what = "sample" if n == 1 else f"{n} samples"
             line = f"skipping bad {what} at {where}" if n else f"problem at {where}, no sample lost"
-            print(f"facegan: {line}: {reason}", file=sys.stderr, flush=True)
+            # every rank's readers meet their own shards: each says what it skipped
+            log.warning(f"{line}: {reason}", extra={"all_ranks": True})
         base = max(self.seen, self.share or 0)
         if (self.share or self.seen >= self.min_seen) and self.bad / base > self.max_fraction:
             empty = ""
