@@ -47,12 +47,13 @@ def train(config: Optional[str] = None, *overrides: str):
 def sample(source: str, n: int = 16, seed: int = 0, truncation: float = 1.0, raw: bool = False) -> torch.Tensor:
     """facegan-sample SOURCE --n N --seed S: (n, 3, H, W) uint8 images from a run directory, a
     checkpoint or an export (the EMA generator unless raw). Image i of a seed is the same face
-    whatever n (facegan.sampling.latents)."""
+    whatever n (facegan.sampling.latents); a conditional generator's labels are drawn for the same
+    seed, as facegan-sample draws them."""
     from .eval.generator_io import load_generator
-    from .sampling import generate, latents
+    from .sampling import sample_images
 
     G, _ = load_generator(source, raw=raw)
-    return generate(G, latents(n, G.nz, seed, truncation))
+    return sample_images(G, n, seed, truncation)
 
 
 def score(source: str, ref: str, n: int = 10000, split: str = "val", metrics=("fid", "kid"),

@@ -281,6 +281,9 @@ def test_sample_by_attribute_and_toggle(attr_run, tmp_path):
     want = grid_uint8(torch.from_numpy(on).permute(0, 3, 1, 2), nrow=2).permute(1, 2, 0).numpy()
     assert np.array_equal(grid, want)  # the CLI and the API give the same faces for the same request
 
+    import facegan.api as fg  # the Python entry point draws the labels of the seed asked, too
+    assert np.array_equal(fg.sample(str(attr_run), n=6, seed=1).permute(0, 2, 3, 1).numpy(), G.sample(6, seed=1))
+
     rows, captions = G.toggle("glasses", n=3, seed=1)
     assert captions == ["glasses=0", "glasses=1"] and rows.shape == (2, 3, 32, 32, 3)
     assert not np.array_equal(rows[0], rows[1])

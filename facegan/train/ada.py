@@ -17,11 +17,11 @@ import math
 import torch
 import torch.distributed as dist
 
+from ..config.augment_policy import SMALL_DATASET
 from .augment_pipe import AugmentPipe
 
 ADA_INTERVAL = 4  # steps between adjustments of p (ADA's ada_interval)
 P_MAX = 0.99  # below 1, so a few images always reach D as they are
-SMALL_DATASET = 5000  # training images below which the trainer says what augmentation is on
 
 
 def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:

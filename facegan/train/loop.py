@@ -14,6 +14,7 @@ import torch
 from accelerate.utils import broadcast_object_list, set_seed
 
 from ..config import Config, dump_config, to_dict
+from ..config.augment_policy import resolve_auto
 from ..data.cache import DeviceCache
 from ..data.loader import label_bank, train_loader
 from ..images import to_unit_range
@@ -107,6 +108,8 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     # in config.yaml.
     chosen: list = []
     shards = preflight(cfg, log=chosen.append)
+    cfg.train.augment, note = resolve_auto(cfg.train.augment, shards.total)  # config.yaml keeps the choice
+    chosen += [note] if note else []
     init = finetune.preflight_finetune(cfg, training_condition(cfg, shards))  # run.init, train.freeze_d
     rt = setup_runtime(cfg)
     lock = lock_run_dir(rt, cfg.run.dir)
