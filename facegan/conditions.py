@@ -10,7 +10,8 @@ G is told c through an embedding joined to z (the classic cGAN, Mirza & Osindero
 conditional BatchNorm (de Vries et al. 2017, as in Miyato & Koyama 2018's G). D is told c by
 projection (Miyato & Koyama 2018: logit = psi(phi(x)) + <E c, phi(x)>) or by the classic
 concatenation of c to the image as constant feature maps; either can add an auxiliary classifier
-(AC-GAN, Odena et al. 2017: D also predicts the labels; G is trained to make them readable).
+(AC-GAN, Odena et al. 2017: D also predicts the labels; G is trained to make them readable) or
+ADC-GAN's head (Hou et al. 2022: D predicts (label, real or fake) pairs).
 
 A conditional G keeps a label bank: a bank of condition vectors of training images, so sampling with
 nothing asked draws conditions as the data has them (joint, not per attribute), and anything

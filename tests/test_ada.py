@@ -109,14 +109,15 @@ def test_small_data_note():
 def test_auto_turns_ada_on_for_a_small_training_set_only():
     from facegan.config.augment_policy import SMALL_DATASET, parse_policy, resolve_auto
 
-    augment, note = resolve_auto("auto", 1000)
-    assert augment == "ada" and "auto: ada (1000 training images" in note
+    assert resolve_auto("auto", 1000) == ("ada", None)  # the small-dataset note says it
     augment, note = resolve_auto("AUTO", SMALL_DATASET)
     assert augment == "none" and f"{SMALL_DATASET} training images" in note
     assert resolve_auto("auto", None)[0] == "none"  # a count nobody knows: nothing switched on unasked
     assert resolve_auto("color,cutout", 10) == ("color,cutout", None) and resolve_auto("none", 10) == ("none", None)
     with pytest.raises(ValueError, match="give it alone"):
         parse_policy("auto,color")
+    with pytest.raises(ValueError, match="none means no augmentation"):
+        parse_policy("none,color")
 
 
 def test_p_zero_is_the_identity_bit_for_bit_and_draws_nothing():
@@ -338,11 +339,12 @@ def test_auto_on_576_images_runs_ada_and_keeps_the_choice(cartoon_shards, tmp_pa
     run = tmp_path / "auto"
     r = train_cli(cartoon_shards, run, kimg(4), "train.augment=auto", "train.ada_kimg=0.2")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "train.augment=auto: ada (576 training images" in r.stdout
-    assert "augmentation for D: ADA" in r.stdout
+    said = [line for line in r.stdout.splitlines() if "augmentation for D" in line]
+    assert said == ["facegan: note: small dataset: 576 training images; augmentation for D: ADA (p steered to "
+                    "r_t = 0.6), chosen by train.augment=auto"]  # said once
     assert all("ada_p" in json.loads(line) for line in open(run / "metrics.jsonl"))
     text = open(run / "config.yaml").read()  # what auto chose, and why, kept with the run
-    assert "augment: ada" in text and "# facegan: note: train.augment=auto: ada" in text
+    assert "augment: ada" in text and "# facegan: note: small dataset: 576" in text
 
 
 @pytest.mark.slow

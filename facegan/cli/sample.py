@@ -182,7 +182,7 @@ def main(argv=None):
     if args.out:
         nrow = args.nrow or max(1, int(round(len(images) ** 0.5)))
         save_image(zoom(grid_uint8(images, nrow=nrow), args.zoom), args.out)
-        log.info(f"wrote a grid of {len(images)} images to {args.out}")
+        log.info(f"wrote a grid of {len(images)} image{'s' if len(images) != 1 else ''} to {args.out}")
     return 0
 
 

@@ -29,6 +29,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from ..config import load_config
+    from ..train import losses  # noqa: F401 (the loss table hands its names to config: train.loss accepts them)
 
     cfg = load_config(args.config, args.overrides)
     if args.dry_run:

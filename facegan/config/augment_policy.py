@@ -23,6 +23,8 @@ def parse_policy(text: str) -> tuple:
             raise ValueError(f"{alone} chooses its own augmentations; give it alone (train.augment={alone})")
     if names in ((ADA,), (AUTO,)):
         return names
+    if "none" in names or "off" in names:
+        raise ValueError("none means no augmentation; give it alone (train.augment=none)")
     bad = [p for p in names if p not in POLICIES]
     if bad:
         raise ValueError(f"unknown augmentation {', '.join(bad)}; choose from {', '.join(POLICIES)}, ada, auto or none")
@@ -32,14 +34,14 @@ def parse_policy(text: str) -> tuple:
 def resolve_auto(text: str, images) -> tuple:
     """train.augment as the run will use it: `auto` becomes `ada` for fewer than SMALL_DATASET
     training images and `none` otherwise (or when the count is unknown: a `pipe:` source without a
-    manifest); anything else is kept. Returns (augment, a note saying what auto chose, or None)."""
+    manifest); anything else is kept. Returns (augment, a note when auto chose none, else None: the
+    trainer's small-dataset note says when it chose ada)."""
     if parse_policy(text) != (AUTO,):
         return text, None
     if images is None:
         return "none", ("note: train.augment=auto: none (the number of training images is unknown); "
                         "train.augment=ada turns adaptive augmentation on")
     if images < SMALL_DATASET:
-        return ADA, (f"note: train.augment=auto: ada ({images} training images, fewer than {SMALL_DATASET}: "
-                     f"adaptive augmentation keeps D from memorising them)")
+        return ADA, None
     return "none", (f"note: train.augment=auto: none ({images} training images; ADA turns on below "
                     f"{SMALL_DATASET})")

@@ -62,8 +62,8 @@ def check_choices(cfg: Config) -> None:
 
 
 def tracker_names(log_cfg) -> list:
-    """The trackers a run logs to: log.trackers, plus wandb when log.wandb is not off (the shorthand
-    kept from before log.trackers existed). Order kept, duplicates dropped; [] means none.
+    """The trackers a run logs to: log.trackers, plus wandb when log.wandb is not off (a shorthand
+    for wandb). Order kept, duplicates dropped; [] means none.
     Takes a LogConfig."""
     names = list(dict.fromkeys(log_cfg.trackers))
     if log_cfg.wandb != "off" and "wandb" not in names:

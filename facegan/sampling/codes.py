@@ -10,7 +10,7 @@ from ..errors import UserError
 def latents(n: int, nz: int, seed: int, truncation: float = 1.0, start: int = 0) -> torch.Tensor:
     """(n, nz, 1, 1) float32 codes z ~ N(0, I) for sample indices start .. start+n-1 of `seed`.
 
-    Drawn on the CPU with torch's Philox-free CPU generator, row by row in index order, so row i
+    Drawn on the CPU with torch's default CPU generator (Mersenne Twister), in index order, so row i
     is the same whatever n, start or the device the generator later runs on.
 
     truncation (psi, in (0, 1]): z is scaled by psi toward the mean of its prior (0), the

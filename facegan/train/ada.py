@@ -106,9 +106,10 @@ class AdaController:
             self.signs += torch.tensor([float(state["signs"]), float(state["count"])], device=self.signs.device)
 
 
-def small_data_note(images, augment: str, target: float = 0.6):
+def small_data_note(images, augment: str, target: float = 0.6, auto: bool = False):
     """One line for a dataset of fewer than SMALL_DATASET training images (None otherwise, or when
-    the count is unknown): how many, what augmentation D gets, and ADA when it gets none."""
+    the count is unknown): how many, what augmentation D gets (auto: train.augment=auto chose it),
+    and ADA when it gets none."""
     if images is None or images >= SMALL_DATASET:
         return None
     policy = (augment or "none").strip().lower()
@@ -117,7 +118,8 @@ def small_data_note(images, augment: str, target: float = 0.6):
                 f"memorise them within a few hundred kimg: train.augment=ada adapts augmentation to that "
                 f"(Karras et al. 2020)")
     what = f"ADA (p steered to r_t = {target})" if policy == "ada" else f"DiffAugment {policy}"
-    return f"note: small dataset: {images} training images; augmentation for D: {what}"
+    return (f"note: small dataset: {images} training images; augmentation for D: {what}"
+            + (", chosen by train.augment=auto" if auto else ""))
 
 
 def ada_from_config(train_cfg, device, state: dict = None, rank: int = 0):

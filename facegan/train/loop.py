@@ -108,14 +108,16 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     # in config.yaml.
     chosen: list = []
     shards = preflight(cfg, log=chosen.append)
-    cfg.train.augment, note = resolve_auto(cfg.train.augment, shards.total)  # config.yaml keeps the choice
-    chosen += [note] if note else []
+    asked = cfg.train.augment
+    cfg.train.augment, note = resolve_auto(asked, shards.total)  # config.yaml keeps the choice
+    data_notes = [note, small_data_note(shards.total, cfg.train.augment, cfg.train.ada_target,
+                                        auto=asked != cfg.train.augment)]
     init = finetune.preflight_finetune(cfg, training_condition(cfg, shards))  # run.init, train.freeze_d
     rt = setup_runtime(cfg)
     lock = lock_run_dir(rt, cfg.run.dir)
     try:
         with run_log_file(os.path.join(cfg.run.dir, "log.txt"), rt.is_main):
-            return _run(cfg, rt, shards, init, chosen, make_evaluator, on_finish)
+            return _run(cfg, rt, shards, init, chosen + rt.notes + data_notes, make_evaluator, on_finish)
     finally:
         if lock is not None:
             lock.release()
@@ -123,8 +125,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
 
 def _run(cfg, rt: Runtime, shards, init, chosen: list, make_evaluator, on_finish) -> TrainResult:
     """The run itself, with its directory locked and its log open."""
-    chosen += [line for line in rt.notes + [small_data_note(shards.total, cfg.train.augment,
-                                                              cfg.train.ada_target)] if line]
+    chosen = [line for line in chosen if line]
     for line in chosen:
         log.info(line)
     _prepare_run_dir(cfg, rt, [prefixed(line) for line in chosen])
@@ -300,20 +301,24 @@ def _loop(run: Run, gan_step: GANStep) -> bool:
     progress, total_images = gan_step.progress, int(run.cfg.train.total_kimg * 1000)
     stopped = False
     with StopSignal() as stop:
-        while progress.images_seen < total_images:
+        while progress.images_seen < total_images and not _max_steps_reached(run, progress):
             real, cond = _next_batch(run)
             before = progress.images_seen
             loss_D, loss_G, logits_real, logits_fake = gan_step(real, cond)
             run.status.add(loss_D, loss_G, logits_real, logits_fake)
             run.nan_watch.note(loss_D + loss_G, progress.step)
             stopped = _stop_agreed(run, stop, progress.step)
-            _after_step(run, progress, before, stopped, done=progress.images_seen >= total_images)
+            done = progress.images_seen >= total_images or _max_steps_reached(run, progress)
+            _after_step(run, progress, before, stopped, done=done)
             if stopped:
                 log.info(f"stop requested; checkpoint written at step {progress.step}, exiting")
                 break
-            if run.cfg.train.max_steps and progress.step >= run.cfg.train.max_steps:
-                break
     return stopped
+
+
+def _max_steps_reached(run: Run, progress: Progress) -> bool:
+    """train.max_steps (0: no limit) reached, counted from step 0 (a resumed run included)."""
+    return bool(run.cfg.train.max_steps) and progress.step >= run.cfg.train.max_steps
 
 
 def _next_batch(run: Run):

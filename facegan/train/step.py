@@ -113,7 +113,7 @@ class GANStep:
             if self.head is not None:  # the classifier learns the reals' labels (ADC: and the fakes', as fakes)
                 loss_D = loss_D + self.head.d_term(out_real.labels, cond, out_fake.labels, cond_fake)
         total_D = loss_D
-        if r1:  # outside autocast: the penalty's double backward in fp32
+        if r1:  # outside autocast: the penalty is summed in fp32 (its graph keeps autocast's dtypes)
             total_D = loss_D + (0.5 * self.r1_gamma * self.r1_every) * r1_penalty(out_real.logits, real)
         self.opt_D.zero_grad(set_to_none=True)
         self.acc.backward(total_D)
