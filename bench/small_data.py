@@ -1,7 +1,9 @@
 """Small datasets: how the scores fall as the training set shrinks, and what augmenting D's inputs
 gives back (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data").
 
-One pack of synthetic cartoon faces at 32x32 (facegan-shard synthetic:cartoon) in shards of 500:
+One pack of faces at 32x32 in shards of 500: facegan's synthetic cartoons (facegan-shard
+synthetic:cartoon), or with --data avatars a source facegan did not write (Multiavatar avatars,
+bench/render_avatars.py, packed from a PNG folder as a user's collection is):
 the training sets of 500, 1k, 2k, 5k and 10k images are its first 1, 2, 4, 10 and 20 train shards
 (nested: each holds the smaller ones), and every run is scored against the same val split (1120
 images) with FID, KID, precision and recall (the FID Inception, k = 5). Each set trains from
@@ -13,6 +15,7 @@ size (all trainings of a table run one after another on the same machine).
 
     python bench/small_data.py                                  # 15 trainings of --kimg each
     python bench/small_data.py --sizes 500,2000 --kimg 300 --seeds 0,1,2
+    python bench/small_data.py --data avatars --sizes 1000,10000 --augment none,ada --kimg 400
     python bench/small_data.py --quick                          # the wiring in a minute or two; numbers meaningless
 
 Writes bench/results/small_data-<cpu|gpu>.json (--out) and prints the Markdown table; rows measured
