@@ -152,8 +152,10 @@ def _run(cfg, rt: Runtime, shards, init, chosen: list, make_evaluator, on_finish
         samples.write_reals(shards)
         samples.write(progress)
     evaluator = make_evaluator(cfg, rt.accelerator) if make_evaluator and cfg.eval.every_kimg > 0 else None
-    status = StatusMeter(rt, metrics, clock, data, progress.images_seen, int(cfg.train.total_kimg * 1000),
-                         ada=nets.ada)
+    target = int(cfg.train.total_kimg * 1000)  # the ETA's end: the budget, or train.max_steps when sooner
+    if cfg.train.max_steps:
+        target = min(target, cfg.train.max_steps * cfg.train.batch_size)
+    status = StatusMeter(rt, metrics, clock, data, progress.images_seen, target, ada=nets.ada)
     run = Run(cfg, rt, nets, batches, loader, checkpointer, nan_watch, status, samples, metrics, evaluator)
     try:
         stopped = _loop(run, _make_step(cfg, rt, nets, condition, progress))
