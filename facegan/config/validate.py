@@ -97,8 +97,12 @@ def check_names(log_cfg) -> None:
 def check_ema(ema) -> None:
     """train.ema given as text must be a half-life 'Nkimg' with N > 0 (numbers are checked by their
     declared range). Raises UserError naming the key."""
-    if not isinstance(ema, str):
-        return
+    if isinstance(ema, str):
+        half_life_kimg(ema)
+
+
+def half_life_kimg(ema: str) -> float:
+    """train.ema's text 'Nkimg' -> N, a finite number > 0. UserError naming the key otherwise."""
     text = ema.strip().lower()
     try:
         half_life = float(text[:-4]) if text.endswith("kimg") else None
@@ -108,3 +112,4 @@ def check_ema(ema) -> None:
         raise UserError(f"train.ema: expected a number or 'Nkimg', got {ema!r}")
     if not (math.isfinite(half_life) and half_life > 0):  # 0kimg would divide by zero; < 0 grows the EMA
         raise UserError(f"train.ema: a half-life must be a finite number > 0 kimg, got {ema!r}")
+    return half_life

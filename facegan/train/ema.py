@@ -7,6 +7,7 @@ from typing import Union
 
 import torch
 
+from ..config.validate import half_life_kimg
 from ..errors import UserError
 
 
@@ -47,13 +48,7 @@ def ema_beta(ema, batch_size: int, rampup: float = 0.0, images_seen: int = 0) ->
 
 def _base_ema_beta(ema, batch_size: int) -> float:
     if isinstance(ema, str):
-        text = ema.strip().lower()
-        if not text.endswith("kimg"):
-            raise UserError(f"train.ema: expected a number or 'Nkimg', got {ema!r}")
-        try:
-            half_life = float(text[:-4])
-        except ValueError:
-            raise UserError(f"train.ema: expected a number or 'Nkimg', got {ema!r}") from None
+        half_life = half_life_kimg(ema)
     elif ema == 0:
         return 0.0
     elif 0 < ema < 1:

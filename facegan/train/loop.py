@@ -112,24 +112,25 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     cfg.train.augment, note = resolve_auto(asked, shards.total)  # config.yaml keeps the choice
     data_notes = [note, small_data_note(shards.total, cfg.train.augment, cfg.train.ada_target,
                                         auto=asked != cfg.train.augment)]
-    init = finetune.preflight_finetune(cfg, training_condition(cfg, shards))  # run.init, train.freeze_d
+    condition = training_condition(cfg, shards)
+    init = finetune.preflight_finetune(cfg, condition)  # run.init, train.freeze_d
     rt = setup_runtime(cfg)
     lock = lock_run_dir(rt, cfg.run.dir)
     try:
         with run_log_file(os.path.join(cfg.run.dir, "log.txt"), rt.is_main):
-            return _run(cfg, rt, shards, init, chosen + rt.notes + data_notes, make_evaluator, on_finish)
+            return _run(cfg, rt, shards, condition, init, chosen + rt.notes + data_notes, make_evaluator,
+                        on_finish)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run(cfg, rt: Runtime, shards, init, chosen: list, make_evaluator, on_finish) -> TrainResult:
+def _run(cfg, rt: Runtime, shards, condition, init, chosen: list, make_evaluator, on_finish) -> TrainResult:
     """The run itself, with its directory locked and its log open."""
     chosen = [line for line in chosen if line]
     for line in chosen:
         log.info(line)
     _prepare_run_dir(cfg, rt, [prefixed(line) for line in chosen])
-    condition = training_condition(cfg, shards)
     nets = _build_nets(cfg, rt, shards, condition)
     resume_path, state = _resume_target(cfg, rt)
     progress, wandb_id = _load_state(cfg, rt, nets, resume_path, state, init)
