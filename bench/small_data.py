@@ -37,22 +37,48 @@ AUGMENTS = {
 }
 
 
-def ensure_avatar_shards(path: str, images: int, size: int, val_fraction: float, shard_size: int) -> None:
-    """Renders `images` Multiavatar faces into a PNG folder beside path and packs it with facegan-shard
-    as a user packs a folder; nothing when path already holds a dataset."""
+def _pack_folder(folder: str, path: str, size: int, val_fraction: float, shard_size: int) -> None:
     import subprocess
 
-    from render_avatars import render_folder
-
-    if os.path.exists(os.path.join(path, "dataset.json")):
-        return
-    folder = render_folder(path.rstrip(os.sep) + "-png", images)
     subprocess.run([sys.executable, "-m", "facegan.cli.shard", folder, "--out", path, "--size", str(size),
                     "--val-fraction", str(val_fraction), "--shard-size", str(shard_size), "--overwrite"],
                    check=True, cwd=ROOT)
 
 
-SOURCES = {"cartoon": ensure_synthetic_shards, "avatars": ensure_avatar_shards}
+def ensure_avatar_shards(path: str, images: int, size: int, val_fraction: float, shard_size: int) -> None:
+    """Renders `images` Multiavatar faces into bench/out/avatars-png (beside path, shared by every
+    size) and packs them with facegan-shard as a user packs a folder; nothing when path already
+    holds a dataset."""
+    from render_avatars import render_folder
+
+    if os.path.exists(os.path.join(path, "dataset.json")):
+        return
+    folder = render_folder(os.path.join(os.path.dirname(path.rstrip(os.sep)), "avatars-png"), images)
+    _pack_folder(folder, path, size, val_fraction, shard_size)
+
+
+SPLIT_FACES = 14000  # cartoon faces drawn for the hat split: about 2500 with a hat, 11500 without
+HAT_VAL = 0.45  # of the faces with a hat held out: about 1120 val, 1380 train (the row takes 1000)
+
+
+def split_source(with_hat: bool):
+    """A SOURCES entry: the synthetic cartoons with a hat (with_hat) or without one, drawn into
+    bench/out/cartoon-hat-png by bench/cartoon_split.py and packed as a folder. The two packs share
+    no face, so a generator trained on one has never seen the other."""
+    def ensure(path: str, images: int, size: int, val_fraction: float, shard_size: int) -> None:
+        from cartoon_split import render_split
+
+        if os.path.exists(os.path.join(path, "dataset.json")):
+            return
+        root = render_split(os.path.join(os.path.dirname(path.rstrip(os.sep)), "cartoon-hat-png"), SPLIT_FACES)
+        folder = os.path.join(root, "with-hat" if with_hat else "without-hat")
+        _pack_folder(folder, path, size, HAT_VAL if with_hat else val_fraction, shard_size)
+
+    return ensure
+
+
+SOURCES = {"cartoon": ensure_synthetic_shards, "avatars": ensure_avatar_shards,
+           "hats": split_source(True), "nohats": split_source(False)}
 SHARD = 500  # images per shard: every training set is whole shards
 QUICK = {"sizes": "32,64", "shard": 32, "ada_kimg": 0.05}  # besides runner.QUICK
 
@@ -160,8 +186,10 @@ def costs(result: dict) -> None:
 def main():
     ap = options(__doc__, shards=None, workdir="small_data", out="small_data-<cpu|gpu>.json", kimg=200, images=11200)
     ap.add_argument("--data", choices=sorted(SOURCES), default="cartoon",
-                    help="the face source: facegan's synthetic cartoons, or Multiavatar avatars (a source facegan "
-                         "did not write: bench/render_avatars.py, needs the avatars extra)")
+                    help="the face source: facegan's synthetic cartoons, Multiavatar avatars (a source facegan "
+                         "did not write: bench/render_avatars.py, needs the avatars extra), or the cartoons "
+                         "split by label for the fine-tuning row: hats (faces with a hat) and nohats (the rest; "
+                         "bench/cartoon_split.py)")
     ap.add_argument("--sizes", default="500,1000,2000,5000,10000", help="training set sizes (multiples of 500)")
     ap.add_argument("--augment", default=",".join(AUGMENTS), help=f"comma list of {', '.join(AUGMENTS)}")
     ap.add_argument("--ada-kimg", type=float, default=100,
