@@ -34,3 +34,32 @@ def test_quick_mode_runs_end_to_end(tmp_path, random_inception):
     assert result["rows"]["32-ada"]["ada_p"] is not None and result["rows"]["32-none"]["ada_p"] is None
     assert result["rows"]["32-ada"]["img_s_cost"] is not None and result["rows"]["32-none"]["img_s_cost"] is None
     assert "| 32 | ada |" in r.stdout
+
+
+def test_hat_split_is_disjoint_and_true_to_the_labels(tmp_path):
+    """The fine-tuning row's two sets: every face drawn lands in exactly one folder, the one its
+    hat label says, and a second call finds the split done."""
+    from PIL import Image
+
+    from facegan.data.synthetic import cartoon_face
+
+    split = load_bench("cartoon_split")
+    out = split.render_split(str(tmp_path / "split"), 40, "hat", size=16)
+    with_hat, without = (sorted(os.listdir(os.path.join(out, d))) for d in ("with-hat", "without-hat"))
+    assert with_hat and without and not set(with_hat) & set(without)
+    assert sorted(with_hat + without) == [f"face-{i:06d}.png" for i in range(40)]
+    for name in with_hat[:3] + without[:3]:
+        i = int(name[5:11])
+        image, labels = cartoon_face(i, size=16, attributes=True)
+        assert (name in with_hat) == bool(labels["hat"])
+        assert list(Image.open(os.path.join(out, "with-hat" if labels["hat"] else "without-hat", name)).getdata()) \
+            == list(image.getdata())
+    os.remove(os.path.join(out, "with-hat", with_hat[0]))
+    assert split.render_split(out, 40, "hat", size=16) == out  # the marker: not drawn again
+    assert not os.path.exists(os.path.join(out, "with-hat", with_hat[0]))
+    try:
+        split.render_split(str(tmp_path / "bad"), 2, "tail", size=16)
+    except KeyError as err:
+        assert "tail" in str(err) and "hat" in str(err)
+    else:
+        raise AssertionError("a label the faces do not have must be refused")
