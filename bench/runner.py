@@ -65,10 +65,20 @@ def parse(ap: argparse.ArgumentParser, markdown) -> argparse.Namespace:
         args.set = QUICK["set"] + args.set
         if args.shards and args.shards == ap.get_default("shards"):
             args.shards += "-quick"  # never mixed with the full pack
+    args.set = _resolution(args) + args.set
     # the trainings run from the repository root: paths given from elsewhere must mean the same there
     args.shards = args.shards and os.path.abspath(args.shards)
     args.workdir = os.path.abspath(args.workdir)
     return args
+
+
+def _resolution(args) -> list:
+    """['model.resolution=SIZE'] when --size differs from the recipe's resolution (the model is built
+    for the pack's images), else []."""
+    from facegan.config import load_config
+
+    recipe = load_config(args.config if os.path.isabs(args.config) else os.path.join(ROOT, args.config))
+    return [] if recipe.model.resolution == args.size else [f"model.resolution={args.size}"]
 
 
 def pick(ap: argparse.ArgumentParser, spec: str, known, what: str = "variant") -> list:

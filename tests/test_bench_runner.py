@@ -56,3 +56,13 @@ def test_conditional_trains_then_rescores_with_another_judge(tmp_path, random_in
     assert rescored["train_wall_s"] is None and rescored["fid"] == cond["fid"]  # the same run, judged again
     r = run_cli(os.path.join(ROOT, "bench", "conditional.py"), "--panel", str(out), str(again))
     assert "| cond-cbn-aux | 0 |" in r.stdout and "judges 0 / 1" in r.stdout
+
+
+def test_size_other_than_the_recipes_sets_the_models_resolution():
+    """--size 64 on a 32x32 recipe builds the model for 64x64 images; the recipe's own size adds nothing."""
+    import argparse
+
+    runner = load_bench("runner")
+    at = lambda size: runner._resolution(argparse.Namespace(config="configs/demo.yaml", size=size))  # noqa: E731
+    assert at(32) == [] and at(64) == ["model.resolution=64"]
+    assert at(64) == runner._resolution(argparse.Namespace(config=os.path.join(ROOT, "configs", "demo.yaml"), size=64))
