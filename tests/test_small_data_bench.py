@@ -63,3 +63,28 @@ def test_hat_split_is_disjoint_and_true_to_the_labels(tmp_path):
         assert "tail" in str(err) and "hat" in str(err)
     else:
         raise AssertionError("a label the faces do not have must be refused")
+
+
+def _result(path, seeds, fid, **setup):
+    runs = [{"seed": s, "fid": fid + s, "kid": 0.01, "precision": 0.1, "recall": 0.2, "img_per_s": 100.0,
+             "ada_p": 0.3, "D_train": 0.9, "D_val": 0.8} for s in seeds]
+    result = dict({"data": "bench/out/avatars32-small (32x32, shards of 500)", "kimg": 400.0, "set": [],
+                   "rows": {"1000-ada": {"images": 1000, "augment": "ada", "runs": runs}}}, **setup)
+    path.write_text(json.dumps(result))
+    return str(path)
+
+
+def test_figure_pools_seeds_across_files_and_keeps_fine_tuning_apart(tmp_path):
+    fig = load_bench("small_data_figure")
+    files = [_result(tmp_path / "a.json", [0], 50.0), _result(tmp_path / "b.json", [1, 2], 50.0),
+             _result(tmp_path / "c.json", [0], 90.0, set=["run.init=runs/x", "train.freeze_d=2"])]
+    cells = fig.pooled(files)
+    scratch = cells[("avatars", 32, 400.0, 1000, "ada", "")]
+    assert [r["seed"] for r in scratch] == [0, 1, 2]
+    assert fig.stat(scratch, "fid") == (51.0, 1.0)  # 50, 51, 52
+    tuned = cells[("avatars", 32, 400.0, 1000, "ada", "run.init=runs/x train.freeze_d=2")]
+    assert [r["fid"] for r in tuned] == [90.0]
+    table = fig.markdown(cells)
+    assert "| 0,1,2 | 51.00 +- 1.00 |" in table and "ADA, fine-tuned (freeze_d=2) | 0 | 90.00 |" in table
+    fig.figure(cells, str(tmp_path / "f.png"), 400.0)
+    assert (tmp_path / "f.png").stat().st_size > 1000
