@@ -18,6 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUGMENTS = ("none", "diffaug", "ada")
 NAMES = {"none": "none", "diffaug": "DiffAugment", "ada": "ADA"}
+COLORS = {"none": "tab:blue", "diffaug": "tab:orange", "ada": "tab:green"}  # the same in every panel
 SOURCES = {"avatars": "avatars (Multiavatar)", "cartoon": "cartoons (facegan's)", "hats": "cartoons with a hat",
            "nohats": "cartoons without a hat"}
 
@@ -96,6 +97,7 @@ def figure(cells: dict, out: str, kimg: float, resolution: int = 32) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     keys = [k for k in cells if k[2] == kimg and k[1] == resolution and k[0] in ("avatars", "cartoon") and not k[5]]
     sources = sorted({k[0] for k in keys})
@@ -105,9 +107,11 @@ def figure(cells: dict, out: str, kimg: float, resolution: int = 32) -> None:
             pts = sorted((k[3], *stat(cells[k], "fid")) for k in keys if k[0] == source and k[4] == aug)
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0 for p in pts], marker="o",
-                            capsize=3, label=NAMES[aug])
+                            capsize=3, label=NAMES[aug], color=COLORS[aug])
         ax.set(xscale="log", yscale="log", xlabel="training images", ylabel=f"FID (n = 1000) at {kimg:g} kimg",
                title=SOURCES[source])
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     ax = axes[-1]
