@@ -18,6 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUGMENTS = ("none", "diffaug", "ada")
 NAMES = {"none": "none", "diffaug": "DiffAugment", "ada": "ADA"}
+SAME = ("config", "n", "ada_kimg")  # what every pooled file must share
 COLORS = {"none": "tab:blue", "diffaug": "tab:orange", "ada": "tab:green"}  # the same in every panel
 SOURCES = {"avatars": "avatars (Multiavatar)", "cartoon": "cartoons (facegan's)", "hats": "cartoons with a hat",
            "nohats": "cartoons without a hat"}
@@ -41,11 +42,15 @@ def start_of(result: dict) -> str:
 def pooled(paths: list) -> dict:
     """{(source, resolution, kimg, images, augment, start): [run, ...]} over every file, one run per
     seed (a seed measured in two files under the same key: the later file's run); start is
-    start_of's text."""
-    cells = {}
+    start_of's text. ValueError naming the file when files differ in recipe, n or ada_kimg."""
+    cells, first = {}, None
     for path in paths:
         with open(path) as f:
             result = json.load(f)
+        setup = {k: result.get(k) for k in SAME}
+        first = first or (path, setup)
+        if setup != first[1]:
+            raise ValueError(f"{path} was measured with {setup}, {first[0]} with {first[1]}: not one table")
         res = int(result["data"].split("(")[1].split("x")[0])
         for row in result["rows"].values():
             key = (source_of(result), res, float(result["kimg"]), row["images"], row["augment"], start_of(result))
@@ -138,7 +143,9 @@ def main():
         raise SystemExit(f"small_data_figure: no such file: {missing[0]}")
     try:
         cells = pooled(args.results)
-    except (KeyError, ValueError, IndexError, json.JSONDecodeError) as e:
+    except ValueError as e:
+        raise SystemExit(f"small_data_figure: {e}")
+    except (KeyError, IndexError) as e:
         raise SystemExit(f"small_data_figure: not a bench/small_data.py result: {type(e).__name__}: {e}")
     print(markdown(cells))
     if args.out:

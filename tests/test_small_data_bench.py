@@ -1,8 +1,11 @@
 """bench/small_data.py end to end in its --quick mode: the pack's nested training sets, runs
-trained and scored against the one val split, ADA's final p, the img/s cost."""
+trained and scored against the one val split, ADA's final p, the img/s cost; the hat split behind
+its fine-tuning row; and small_data_figure.py's pooling of result files into the README's table."""
 
 import json
 import os
+
+import pytest
 
 from conftest import ROOT, load_bench, run_cli
 
@@ -88,3 +91,6 @@ def test_figure_pools_seeds_across_files_and_keeps_fine_tuning_apart(tmp_path):
     assert "| 0,1,2 | 51.00 +- 1.00 |" in table and "ADA, fine-tuned (freeze_d=2) | 0 | 90.00 |" in table
     fig.figure(cells, str(tmp_path / "f.png"), 400.0)
     assert (tmp_path / "f.png").stat().st_size > 1000
+    other = _result(tmp_path / "d.json", [3], 50.0, n=500)
+    with pytest.raises(ValueError, match="d.json"):
+        fig.pooled(files + [other])
