@@ -113,6 +113,10 @@ def test_auto_turns_ada_on_for_a_small_training_set_only():
     augment, note = resolve_auto("AUTO", SMALL_DATASET)
     assert augment == "none" and f"{SMALL_DATASET} training images" in note
     assert resolve_auto("auto", None)[0] == "none"  # a count nobody knows: nothing switched on unasked
+    augment, note = resolve_auto("auto", 10000, 400)  # 40 passes: D overfits 10k images too
+    assert augment == "ada" and "each seen about 40 times in 400 kimg" in note
+    augment, note = resolve_auto("auto", 9000, 120)  # the demo: 13 passes, left alone
+    assert augment == "none" and "each seen about 13 times in 120 kimg" in note and "20 passes" in note
     assert resolve_auto("color,cutout", 10) == ("color,cutout", None) and resolve_auto("none", 10) == ("none", None)
     with pytest.raises(ValueError, match="give it alone"):
         parse_policy("auto,color")
@@ -345,6 +349,23 @@ def test_auto_on_576_images_runs_ada_and_keeps_the_choice(cartoon_shards, tmp_pa
     assert all("ada_p" in json.loads(line) for line in open(run / "metrics.jsonl"))
     text = open(run / "config.yaml").read()  # what auto chose, and why, kept with the run
     assert "augment: ada" in text and "# facegan: note: small dataset: 576" in text
+
+
+def test_auto_counts_passes_of_the_runs_budget(cartoon_shards, tmp_path, monkeypatch):
+    """The trainer hands auto its budget: with the small-data line below these 576 images, the
+    same data gets ADA when total_kimg shows it often enough and none when not, kept in config.yaml."""
+    from facegan.config import augment_policy, load_config
+    from facegan.train.loop import train
+
+    monkeypatch.setattr(augment_policy, "SMALL_DATASET", 100)
+    monkeypatch.setattr(augment_policy, "LONG_RUN_PASSES", 0.1)  # 57.6 images' worth
+    chose = {}
+    for total in (0.064, 0.032):  # 0.11 and 0.06 passes
+        run = tmp_path / f"r{total}"
+        train(load_config(None, [f"data.shards={cartoon_shards}", f"run.dir={run}", *TINY, "data.workers=0",
+                                 f"train.total_kimg={total}", "train.augment=auto"]))
+        chose[total] = load_config(str(run / "config.yaml")).train.augment
+    assert chose == {0.064: "ada", 0.032: "none"}
 
 
 @pytest.mark.slow

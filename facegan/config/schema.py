@@ -64,7 +64,7 @@ class TrainConfig:
     lr_d: float = num(2e-4, gt=0)
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999], metadata={"range": Range(ge=0, lt=1)})
     loss: str = one_of("bce", loss_names)  # bce: non-saturating, the paper's (train.losses)
-    augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout; or ada; or auto (ada below 5000 training images)
+    augment: str = "none"  # DiffAugment policy for D: none, or a comma list of color, translation, cutout; or ada; or auto (ada below 5000 training images or from 20 passes over them)
     ada_target: float = num(0.6, gt=0, lt=1)  # ADA: the r_t = E[sign(D(real))] that p is steered to (Karras et al. 2020)
     ada_kimg: float = num(500.0, gt=0)  # ADA: p can travel from 0 to 1 in this many kimg
     freeze_d: int = num(0, ge=0)  # FreezeD: D's first this many blocks keep their weights (fine-tuning); 0: none

@@ -109,7 +109,7 @@ def train(cfg: Config, make_evaluator=None, on_finish=None) -> TrainResult:
     chosen: list = []
     shards = preflight(cfg, log=chosen.append)
     asked = cfg.train.augment
-    cfg.train.augment, note = resolve_auto(asked, shards.total)  # config.yaml keeps the choice
+    cfg.train.augment, note = resolve_auto(asked, shards.total, cfg.train.total_kimg)  # kept in config.yaml
     data_notes = [note, small_data_note(shards.total, cfg.train.augment, cfg.train.ada_target,
                                         auto=asked != cfg.train.augment)]
     condition = training_condition(cfg, shards)
