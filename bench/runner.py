@@ -27,17 +27,18 @@ def options(doc: str, *, shards, workdir: str, out: str, kimg: float = 100, n: i
     ap.add_argument("--config", default="configs/demo.yaml", help="the recipe every run starts from")
     ap.add_argument("--shards", default=shards and os.path.join(ROOT, "bench", "out", shards),
                     help="the dataset (packed there when missing)")
-    ap.add_argument("--images", type=int, default=images, help="faces to pack when the dataset is missing (10%% val)")
-    ap.add_argument("--size", type=int, default=32, help="image size of the pack")
-    ap.add_argument("--kimg", type=float, default=kimg, help="training budget of every run")
-    ap.add_argument("--n", type=int, default=n, help="images per side for the scores")
+    ap.add_argument("--images", type=int, default=images, help="faces to pack when the dataset is missing (10%% val; default %(default)s)")
+    ap.add_argument("--size", type=int, default=32, help="image size of the pack; a size other than the recipe's sets model.resolution (default %(default)s)")
+    ap.add_argument("--kimg", type=float, default=kimg, help="training budget of every run, kimg (default %(default)s)")
+    ap.add_argument("--n", type=int, default=n, help="images per side for the scores (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="the training seed" + (" when --seeds is not given"
                                                                                if many_seeds else ""))
     if many_seeds:
         ap.add_argument("--seeds", help="comma list of training seeds, e.g. 0,1,2: rows give mean and std over them")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run")
     ap.add_argument("--inception-weights", help="FID Inception weights file (default: facegan's)")
-    ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", workdir))
+    ap.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", workdir),
+                    help=f"where the runs are trained, one folder each (default bench/out/{workdir})")
     ap.add_argument("--out", help=f"result JSON (default bench/results/{out})")
     ap.add_argument("--table", metavar="JSON", help="only print the Markdown table of an earlier result")
     ap.add_argument("--quick", action="store_true",

@@ -18,6 +18,16 @@ size (all trainings of a table run one after another on the same machine).
     python bench/small_data.py --data avatars --sizes 1000,10000 --augment none,ada --kimg 400
     python bench/small_data.py --quick                          # the wiring in a minute or two; numbers meaningless
 
+The fine-tuning row: --data nohats trains a source on cartoons without a hat, then --data hats
+trains on 1k faces with a hat (which the source never saw) from scratch and from the source:
+
+    python bench/small_data.py --data nohats --sizes 10000 --augment none --kimg 200 --workdir bench/out/hats
+    python bench/small_data.py --data hats --sizes 1000 --augment ada --kimg 100
+    python bench/small_data.py --data hats --sizes 1000 --augment ada --kimg 100 \
+        --set run.init=bench/out/hats/10000-none-seed0 train.freeze_d=2 --out bench/results/small_data-hats-finetune.json
+
+bench/small_data_figure.py pools result files into the README's table and figure.
+
 Writes bench/results/small_data-<cpu|gpu>.json (--out) and prints the Markdown table; rows measured
 earlier under the same setup are kept, so one size, augmentation or seed can be re-run alone.
 """
@@ -190,8 +200,8 @@ def main():
                          "did not write: bench/render_avatars.py, needs the avatars extra), or the cartoons "
                          "split by label for the fine-tuning row: hats (faces with a hat) and nohats (the rest; "
                          "bench/cartoon_split.py)")
-    ap.add_argument("--sizes", default="500,1000,2000,5000,10000", help="training set sizes (multiples of 500)")
-    ap.add_argument("--augment", default=",".join(AUGMENTS), help=f"comma list of {', '.join(AUGMENTS)}")
+    ap.add_argument("--sizes", default="500,1000,2000,5000,10000", help="training set sizes, multiples of 500 (default %(default)s)")
+    ap.add_argument("--augment", default=",".join(AUGMENTS), help=f"comma list of {', '.join(AUGMENTS)} (default all)")
     ap.add_argument("--ada-kimg", type=float, default=100,
                     help="train.ada_kimg of the ADA runs (p can go 0 -> 1 in this many kimg)")
     args = parse(ap, markdown)

@@ -46,7 +46,10 @@ def pooled(paths: list) -> dict:
     cells, first = {}, None
     for path in paths:
         with open(path) as f:
-            result = json.load(f)
+            try:
+                result = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"{path}: not JSON ({e})") from None
         setup = {k: result.get(k) for k in SAME}
         first = first or (path, setup)
         if setup != first[1]:
@@ -77,7 +80,7 @@ def shown_start(start: str) -> str:
 
 
 def markdown(cells: dict) -> str:
-    lines = ["| source | size | kimg | train images | augmentation | seeds | FID | KID x 1000 | precision / recall "
+    lines = ["| source | resolution | kimg | train images | augmentation | runs (seeds) | FID | KID x 1000 | precision / recall "
              "| D(train) / D(val) | final p | img/s |", "|" + "---|" * 12]
     order = sorted(cells, key=lambda k: (k[0], k[1], k[2], k[3], AUGMENTS.index(k[4]) if k[4] in AUGMENTS else 9,
                                          k[5]))
@@ -89,7 +92,7 @@ def markdown(cells: dict) -> str:
         fid_text = f"{fid:.2f}" + (f" +- {fid_std:.2f}" if fid_std is not None else "")
         d = "-" if m["D_train"] is None else f"{m['D_train']:.3f} / {m['D_val']:.3f}"
         lines.append(f"| {SOURCES.get(source, source)} | {res} | {kimg:g} | {images} | {NAMES.get(aug, aug)}{shown_start(start)} "
-                     f"| {','.join(str(r['seed']) for r in runs)} | {fid_text} | {1000 * m['kid']:.1f} "
+                     f"| {len(runs)} ({','.join(str(r['seed']) for r in runs)}) | {fid_text} | {1000 * m['kid']:.1f} "
                      f"| {m['precision']:.3f} / {m['recall']:.3f} | {d} "
                      f"| {'-' if m['ada_p'] is None else format(m['ada_p'], '.3f')} | {m['img_per_s']:.0f} |")
     return "\n".join(lines)
@@ -106,6 +109,8 @@ def figure(cells: dict, out: str, kimg: float, resolution: int = 32) -> None:
 
     keys = [k for k in cells if k[2] == kimg and k[1] == resolution and k[0] in ("avatars", "cartoon") and not k[5]]
     sources = sorted({k[0] for k in keys})
+    if not sources:
+        raise ValueError(f"no run trained from scratch at {kimg:g} kimg and {resolution}x{resolution} to draw")
     fig, axes = plt.subplots(1, len(sources) + 1, figsize=(4.2 * (len(sources) + 1), 3.6))
     for ax, source in zip(axes, sources):
         for aug in AUGMENTS:
@@ -128,6 +133,7 @@ def figure(cells: dict, out: str, kimg: float, resolution: int = 32) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
@@ -145,11 +151,14 @@ def main():
         cells = pooled(args.results)
     except ValueError as e:
         raise SystemExit(f"small_data_figure: {e}")
-    except (KeyError, IndexError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
         raise SystemExit(f"small_data_figure: not a bench/small_data.py result: {type(e).__name__}: {e}")
     print(markdown(cells))
     if args.out:
-        figure(cells, args.out, args.kimg)
+        try:
+            figure(cells, args.out, args.kimg)
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"small_data_figure: {args.out}: {e}")
         print(f"small_data_figure: wrote {args.out}", file=sys.stderr)
 
 

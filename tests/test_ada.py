@@ -114,9 +114,10 @@ def test_auto_turns_ada_on_for_a_small_training_set_only():
     assert augment == "none" and f"{SMALL_DATASET} training images" in note
     assert resolve_auto("auto", None)[0] == "none"  # a count nobody knows: nothing switched on unasked
     augment, note = resolve_auto("auto", 10000, 400)  # 40 passes: D overfits 10k images too
-    assert augment == "ada" and "each seen about 40 times in 400 kimg" in note
+    assert augment == "ada" and "each seen about 40.0 times in 400 kimg" in note
     augment, note = resolve_auto("auto", 9000, 120)  # the demo: 13 passes, left alone
-    assert augment == "none" and "each seen about 13 times in 120 kimg" in note and "20 passes" in note
+    assert augment == "none" and "each seen about 13.3 times in 120 kimg" in note and "20 passes" in note
+    assert resolve_auto("auto", 5880, 117)[0] == "none" and "19.9 times" in resolve_auto("auto", 5880, 117)[1]
     assert resolve_auto("color,cutout", 10) == ("color,cutout", None) and resolve_auto("none", 10) == ("none", None)
     with pytest.raises(ValueError, match="give it alone"):
         parse_policy("auto,color")

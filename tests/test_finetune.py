@@ -93,8 +93,21 @@ def test_freeze_d_blocks():
     assert freeze_d(D, 2) == ["main.0.weight", "main.2.weight", "main.3.weight", "main.3.bias"]
     assert [n for n, p in D.named_parameters() if p.requires_grad] == ["main.5.weight", "main.6.weight",
                                                                         "main.6.bias", "main.8.weight"]
-    with pytest.raises(UserError, match="train.freeze_d: D has 3 blocks"):
+    with pytest.raises(UserError, match=r"train.freeze_d: D has 3 blocks at this resolution, got 4 \(0 to 3\)"):
         freeze_d(D, 4)
+
+
+def test_freezing_a_d_that_starts_random_is_warned():
+    """FreezeD keeps a trained D's features: without run.init, or from an export (G alone), the
+    frozen blocks would be random ones, and the start of the run says so."""
+    from facegan.train.finetune import InitSource, freeze_note
+
+    assert freeze_note(2, 3, None).startswith("warning: train.freeze_d=2 with D starting from random weights "
+                                              "(no run.init): its first 2 of 3 blocks stay random")
+    export = InitSource("g.safetensors", "g.safetensors", "g.safetensors", None, {})
+    assert "(run.init=g.safetensors holds no D)" in freeze_note(1, 3, export)
+    run = InitSource("runs/a", "G", "G_ema", "D", {})
+    assert freeze_note(1, 3, run) == "FreezeD: D's first 1 of 3 blocks keep run.init's weights (train.freeze_d=1)"
 
 
 def train(cartoon_shards, run_dir, *extra):
@@ -111,6 +124,7 @@ def test_fine_tune_run_with_frozen_d_blocks(cartoon_shards, tiny_run, tmp_path):
               "train.total_kimg=0.048")
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"fine-tuning from {tiny_run}: G, G_ema and D" in r.stdout
+    assert "FreezeD: D's first 1 of 3 blocks keep run.init's weights (train.freeze_d=1)" in r.stdout
     assert "small dataset: 576 training images and no augmentation" in r.stdout and "train.augment=ada" in r.stdout
     source = ckpt.list_checkpoints(os.path.join(tiny_run, "checkpoints"))[0]
     src = {n: load_file(os.path.join(source, f"{n}.safetensors")) for n in ("G", "D")}

@@ -88,9 +88,14 @@ def test_figure_pools_seeds_across_files_and_keeps_fine_tuning_apart(tmp_path):
     tuned = cells[("avatars", 32, 400.0, 1000, "ada", "run.init=runs/x train.freeze_d=2")]
     assert [r["fid"] for r in tuned] == [90.0]
     table = fig.markdown(cells)
-    assert "| 0,1,2 | 51.00 +- 1.00 |" in table and "ADA, fine-tuned (freeze_d=2) | 0 | 90.00 |" in table
+    assert "| 3 (0,1,2) | 51.00 +- 1.00 |" in table and "ADA, fine-tuned (freeze_d=2) | 1 (0) | 90.00 |" in table
     fig.figure(cells, str(tmp_path / "f.png"), 400.0)
     assert (tmp_path / "f.png").stat().st_size > 1000
     other = _result(tmp_path / "d.json", [3], 50.0, n=500)
     with pytest.raises(ValueError, match="d.json"):
         fig.pooled(files + [other])
+    (tmp_path / "e.json").write_text("not json")
+    with pytest.raises(ValueError, match="e.json: not JSON"):
+        fig.pooled([str(tmp_path / "e.json")])
+    with pytest.raises(ValueError, match="no run trained from scratch at 123 kimg"):
+        fig.figure(cells, str(tmp_path / "g.png"), 123.0)

@@ -36,7 +36,7 @@ def main(argv=None):
             raise UserError(f"--mp4 needs imageio-ffmpeg; {HINT}")
     with DirLock(args.run_dir, "run directory"):  # not while a training writes into it
         out = write_report(args.run_dir, args.mp4)
-    for key in ("losses", "fid", "progress", "progress_mp4", "html"):
+    for key in ("losses", "fid", "ada", "progress", "progress_mp4", "html"):
         if key in out:
             log.info(f"{key}: {out[key]}")
     return 0

@@ -53,7 +53,7 @@ def resolve_auto(text: str, images, kimg: float = None) -> tuple:
     if not kimg:
         return "none", f"note: train.augment=auto: none ({images} training images; {rule})"
     passes = kimg * 1000 / images
-    seen = f"{images} training images, each seen about {passes:.0f} times in {kimg:g} kimg"
+    seen = f"{images} training images, each seen about {passes:.1f} times in {kimg:g} kimg"
     if passes >= LONG_RUN_PASSES:
         return ADA, f"note: train.augment=auto: ada ({seen}: long enough for D to overfit them; {rule})"
     return "none", f"note: train.augment=auto: none ({seen}; {rule})"

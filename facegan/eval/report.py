@@ -28,7 +28,8 @@ def _plot(rows, series, path, title, ylabel):
         ax.set_xlabel("kimg")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # a panel with no series yet (r_t before ADA's first adjustment)
+            ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -156,7 +156,8 @@ def freeze_d(D: torch.nn.Module, k: int) -> list:
         return []
     blocks = d_blocks(D)
     if k > len(blocks):
-        raise UserError(f"train.freeze_d: D has {len(blocks)} blocks at this resolution, got {k}")
+        raise UserError(f"train.freeze_d: D has {len(blocks)} blocks at this resolution, got {k} "
+                        f"(0 to {len(blocks)})")
     frozen = {id(p) for block in blocks[:k] for m in block for p in m.parameters()}
     names = []
     for name, p in D.named_parameters():
@@ -164,6 +165,18 @@ def freeze_d(D: torch.nn.Module, k: int) -> list:
             p.requires_grad_(False)
             names.append(name)
     return names
+
+
+def freeze_note(k: int, blocks: int, init: Optional[InitSource]) -> str:
+    """The line a fresh run with train.freeze_d=k says when it starts: which of D's `blocks` blocks
+    stay fixed, and a warning when D starts from random weights (no run.init, or a source without
+    a D), where FreezeD would keep random features."""
+    if init is None or init.D is None:
+        why = "no run.init" if init is None else f"run.init={init.source} holds no D"
+        return (f"warning: train.freeze_d={k} with D starting from random weights ({why}): its first {k} "
+                f"of {blocks} blocks stay random; FreezeD keeps a trained D's first blocks (give run.init a "
+                f"run or checkpoint, or set train.freeze_d=0)")
+    return f"FreezeD: D's first {k} of {blocks} blocks keep run.init's weights (train.freeze_d={k})"
 
 
 def preflight_finetune(cfg, condition=None) -> Optional[InitSource]:

@@ -224,6 +224,8 @@ def _load_state(cfg, rt: Runtime, nets: Nets, path, state, init=None):
         if init is not None:
             what = finetune.load_init(init, nets.G, nets.G_ema, nets.D)
             log.info(f"fine-tuning from {init.source}: {what}; optimizers and step start fresh")
+        if cfg.train.freeze_d:
+            log.info(finetune.freeze_note(cfg.train.freeze_d, len(finetune.d_blocks(nets.D)), init))
         return Progress(), None
     if not finetune.is_off(cfg.run.init):
         log.info(f"note: run.init={cfg.run.init} ignored: the run resumes from its own checkpoint")
