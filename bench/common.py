@@ -84,7 +84,7 @@ def _run_with_progress(cmd: list, metrics_path: str, kimg: float, name: str) -> 
         reader.start()  # a full pipe would stall the training
         while proc.poll() is None:
             time.sleep(2)
-            done = _last_kimg(metrics_path)
+            done = min(_last_kimg(metrics_path), kimg)  # the last batch can pass the budget a little
             if done > bar.n:
                 bar.update(done - bar.n)
         reader.join()
