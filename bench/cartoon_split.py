@@ -23,25 +23,20 @@ def render_split(out: str, count: int, attribute: str = "hat", size: int = 64) -
     (each file written whole, then renamed); a marker file says the split is complete, so a second
     call returns at once. Returns out. KeyError naming the attribute when the faces have no such
     label (facegan.data.synthetic.LABEL_FIELDS)."""
+    from common import image_folder, save_png
     from facegan.data.synthetic import cartoon_face
-    from facegan.progress import progress
 
-    marker = os.path.join(out, f".complete-{attribute}-{count}-{size}")
-    if os.path.exists(marker):
-        return out
     folders = {True: os.path.join(out, f"with-{attribute}"), False: os.path.join(out, f"without-{attribute}")}
-    for folder in folders.values():
+
+    def write_one(i):
+        image, labels = cartoon_face(i, seed=0, size=size, attributes=True)
+        if attribute not in labels:
+            raise KeyError(f"cartoon faces have no label {attribute!r}; they have {', '.join(sorted(labels))}")
+        folder = folders[bool(labels[attribute])]
         os.makedirs(folder, exist_ok=True)
-    with progress(total=count, desc="cartoon_split", unit="img") as bar:
-        for i in range(count):
-            image, labels = cartoon_face(i, seed=0, size=size, attributes=True)
-            if attribute not in labels:
-                raise KeyError(f"cartoon faces have no label {attribute!r}; they have {', '.join(sorted(labels))}")
-            path = os.path.join(folders[bool(labels[attribute])], f"face-{i:06d}.png")
-            image.save(path + ".part", format="PNG")
-            os.replace(path + ".part", path)
-            bar.update(1)
-    open(marker, "w").close()
+        save_png(image, os.path.join(folder, f"face-{i:06d}.png"))
+
+    image_folder(os.path.join(out, f".complete-{attribute}-{count}-{size}"), count, "cartoon_split", write_one)
     return out
 
 

@@ -91,6 +91,28 @@ def _run_with_progress(cmd: list, metrics_path: str, kimg: float, name: str) -> 
     return subprocess.CompletedProcess(cmd, proc.returncode, "", "".join(stderr))
 
 
+def image_folder(marker: str, count: int, desc: str, write_one) -> None:
+    """Calls write_one(i) for i in 0 .. count-1 under a progress bar, then creates the file
+    `marker`, which says the folder is complete: nothing is done when it exists."""
+    from facegan.progress import progress
+
+    if os.path.exists(marker):
+        return
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    with progress(total=count, desc=desc, unit="img") as bar:
+        for i in range(count):
+            write_one(i)
+            bar.update(1)
+    open(marker, "w").close()
+
+
+def save_png(image, path: str) -> None:
+    """A PIL image to path as PNG, written whole under another name and then renamed, so an
+    interrupted run never leaves a half-written image under the real name."""
+    image.save(path + ".part", format="PNG")
+    os.replace(path + ".part", path)
+
+
 def _last_kimg(metrics_path: str) -> float:
     try:
         with open(metrics_path) as f:

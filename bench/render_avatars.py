@@ -45,20 +45,14 @@ def render_folder(out: str, count: int, size: int = 128, prefix: str = "facegan-
     """Writes avatars `{prefix}-0` .. `{prefix}-{count-1}` as out/avatar-NNNNNN.png (each file
     written whole, then renamed); a marker file says the folder is complete, so a second call
     returns at once. Returns out."""
-    from facegan.progress import progress
+    from common import image_folder, save_png
 
-    marker = os.path.join(out, f".complete-{count}-{size}")
-    if os.path.exists(marker):
-        return out
-    os.makedirs(out, exist_ok=True)
-    with progress(total=count, desc="render_avatars", unit="img") as bar:
-        for i in range(count):
-            path = os.path.join(out, f"avatar-{i:06d}.png")
-            if not os.path.exists(path):
-                render(f"{prefix}-{i}", size).save(path + ".part", format="PNG")
-                os.replace(path + ".part", path)
-            bar.update(1)
-    open(marker, "w").close()
+    def write_one(i):
+        path = os.path.join(out, f"avatar-{i:06d}.png")
+        if not os.path.exists(path):  # an interrupted render resumes
+            save_png(render(f"{prefix}-{i}", size), path)
+
+    image_folder(os.path.join(out, f".complete-{count}-{size}"), count, "render_avatars", write_one)
     return out
 
 
