@@ -118,8 +118,9 @@ def figure(cells: dict, out: str, kimg: float, resolution: int = 32) -> None:
             if pts:
                 ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] or 0 for p in pts], marker="o",
                             capsize=3, label=NAMES[aug], color=COLORS[aug])
-        ax.set(xscale="log", yscale="log", xlabel="training images", ylabel=f"FID (n = 1000) at {kimg:g} kimg",
-               title=SOURCES[source])
+        fids = [stat(cells[k], "fid")[0] for k in keys if k[0] == source]
+        ax.set(xscale="log", yscale="log" if max(fids) > 3 * min(fids) else "linear",  # log where FID spans much
+               xlabel="training images", ylabel=f"FID (n = 1000) at {kimg:g} kimg", title=SOURCES[source])
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
