@@ -27,8 +27,11 @@ def options(doc: str, *, shards, workdir: str, out: str, kimg: float = 100, n: i
     ap.add_argument("--config", default="configs/demo.yaml", help="the recipe every run starts from")
     ap.add_argument("--shards", default=shards and os.path.join(ROOT, "bench", "out", shards),
                     help="the dataset (packed there when missing)")
-    ap.add_argument("--images", type=int, default=images, help="faces to pack when the dataset is missing (10%% val; default %(default)s)")
-    ap.add_argument("--size", type=int, default=32, help="image size of the pack; a size other than the recipe's sets model.resolution (default %(default)s)")
+    ap.add_argument("--images", type=int, default=images,
+                    help="faces to pack when the dataset is missing (10%% val; default %(default)s)")
+    ap.add_argument("--size", type=int, default=32,
+                    help="image size of the pack; a size other than the recipe's sets model.resolution "
+                         "(default %(default)s)")
     ap.add_argument("--kimg", type=float, default=kimg, help="training budget of every run, kimg (default %(default)s)")
     ap.add_argument("--n", type=int, default=n, help="images per side for the scores (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="the training seed" + (" when --seeds is not given"
