@@ -79,6 +79,16 @@ def shown_start(start: str) -> str:
     return ", fine-tuned" + (f" (freeze_d={frozen[0]})" if frozen else "")
 
 
+def speed_text(runs: list) -> str:
+    """img/s of a row: the mean, or 'lo-hi' when its runs differ by more than 20% (seeds trained on
+    different days: these shared machines differ by up to 5x between days, so a mean would mislead)."""
+    vals = [r["img_per_s"] for r in runs if r.get("img_per_s")]
+    if not vals:
+        return "-"
+    lo, hi = min(vals), max(vals)
+    return f"{lo:.0f}-{hi:.0f}" if hi > 1.2 * lo else f"{statistics.fmean(vals):.0f}"
+
+
 def markdown(cells: dict) -> str:
     lines = ["| source | resolution | kimg | train images | augmentation | runs (seeds) | FID | KID x 1000 | precision / recall "
              "| D(train) / D(val) | final p | img/s |", "|" + "---|" * 12]
@@ -88,13 +98,13 @@ def markdown(cells: dict) -> str:
         source, res, kimg, images, aug, start = key
         runs = cells[key]
         fid, fid_std = stat(runs, "fid")
-        m = {k: stat(runs, k)[0] for k in ("kid", "precision", "recall", "D_train", "D_val", "ada_p", "img_per_s")}
+        m = {k: stat(runs, k)[0] for k in ("kid", "precision", "recall", "D_train", "D_val", "ada_p")}
         fid_text = f"{fid:.2f}" + (f" +- {fid_std:.2f}" if fid_std is not None else "")
         d = "-" if m["D_train"] is None else f"{m['D_train']:.3f} / {m['D_val']:.3f}"
         lines.append(f"| {SOURCES.get(source, source)} | {res} | {kimg:g} | {images} | {NAMES.get(aug, aug)}{shown_start(start)} "
                      f"| {len(runs)} ({','.join(str(r['seed']) for r in runs)}) | {fid_text} | {1000 * m['kid']:.1f} "
                      f"| {m['precision']:.3f} / {m['recall']:.3f} | {d} "
-                     f"| {'-' if m['ada_p'] is None else format(m['ada_p'], '.3f')} | {m['img_per_s']:.0f} |")
+                     f"| {'-' if m['ada_p'] is None else format(m['ada_p'], '.3f')} | {speed_text(runs)} |")
     return "\n".join(lines)
 
 

@@ -99,3 +99,10 @@ def test_figure_pools_seeds_across_files_and_keeps_fine_tuning_apart(tmp_path):
         fig.pooled([str(tmp_path / "e.json")])
     with pytest.raises(ValueError, match="no run trained from scratch at 123 kimg"):
         fig.figure(cells, str(tmp_path / "g.png"), 123.0)
+
+
+def test_speed_is_a_range_when_a_rows_runs_ran_at_different_speeds():
+    fig = load_bench("small_data_figure")
+    assert fig.speed_text([{"img_per_s": 100.0}, {"img_per_s": 110.0}]) == "105"
+    assert fig.speed_text([{"img_per_s": 200.0}, {"img_per_s": 970.0}, {"img_per_s": 950.0}]) == "200-970"
+    assert fig.speed_text([{"img_per_s": None}]) == "-"
