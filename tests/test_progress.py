@@ -47,11 +47,11 @@ def test_status_line_says_target_percentage_time_left_and_bad_data():
 
 
 def test_eval_says_n_is_capped_and_shows_feature_progress(tiny_run, cartoon_shards, random_inception):
-    r = run_cli("-m", "facegan.cli.eval", tiny_run, "--ref", cartoon_shards, "--n", "100", "--metrics", "fid",
+    r = run_cli("-m", "facegan.cli.eval", tiny_run, "--ref", cartoon_shards, "--n", "72", "--metrics", "fid",
                 "--inception-weights", random_inception, env={"FACEGAN_PROGRESS_S": "0"})
     assert r.returncode == 0, r.stderr[-1500:]
-    assert "--n 100 capped at 64" in r.stdout and "compare it only with scores at n = 64" in r.stdout
+    assert "--n 72 capped at 64" in r.stdout and "compare it only with scores at n = 64" in r.stdout
     assert r.stdout.index("capped") < r.stdout.index("FID ")  # said before the work, not after
     feature_lines = [line for line in r.stderr.splitlines() if line.startswith("Inception features")]
-    assert any("64/64" in line for line in feature_lines) and any("100/100" in line for line in feature_lines)
+    assert any("64/64" in line for line in feature_lines) and any("72/72" in line for line in feature_lines)
     assert "UserWarning" not in r.stderr  # torchmetrics' KID buffer warning is silenced
