@@ -4,7 +4,7 @@
     d^2 = |mu_r - mu_f|^2 + tr(S_r) + tr(S_f) - 2 tr((S_r S_f)^(1/2))
 
 torchmetrics' FrechetInceptionDistance takes the last term from the eigenvalues of the d x d
-product S_r S_f (a general, non-symmetric eigenproblem: 4-10 s at d = 2048 on one CPU core),
+product S_r S_f (a general, non-symmetric eigenproblem: 8-13 s at d = 2048 on a busy 2-core CPU),
 whatever the number of images. With fewer images than dimensions, which is every FID during
 training and every bench score at n = 1000, the same term is a small symmetric problem: with
 S = A^T A (A: one set's centred features / sqrt(n - 1)), the nonzero eigenvalues of S_a S_b are
@@ -34,8 +34,9 @@ def trace_sqrt_product(a_centred: torch.Tensor, cov_b: torch.Tensor) -> torch.Te
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID's d^2 between the Gaussians fitted to real (N_r, D) and fake (N_f, D) features.
 
-    Computed in float64. Needs min(N_r, N_f) <= D + 1 for the fast form (the caller falls back to
-    torchmetrics above that); raises ValueError with fewer than 2 rows on either side."""
+    Computed in float64; exact for any sizes, but the eigenproblem has the smaller set's size, so
+    it is the faster form only while min(N_r, N_f) <= D (fid_kid uses torchmetrics above that).
+    Raises ValueError with fewer than 2 rows on either side."""
     if min(real.shape[0], fake.shape[0]) < 2:
         raise ValueError("the Fréchet distance needs at least 2 feature rows on each side")
     mu_r, rc = _centred(real)
