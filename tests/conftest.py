@@ -119,13 +119,39 @@ def make_parquet(path, n=10, bad=0):
     return path
 
 
-def run_cli(*args, env=None, timeout=300):
-    """Run a console command as a user would; returns CompletedProcess with text output."""
+# Variables a test may set for a warm command: read by facegan or the libraries when used, not
+# when imported (tests/warm.py applies OMP_NUM_THREADS itself). Any other one runs the command cold.
+WARM_ENV = ("FACEGAN_", "WANDB_", "TORCH_HOME", "OMP_NUM_THREADS")
+
+
+def warm_ok(args, env) -> bool:
+    """Whether `python ARGS` can run forked from the warm server (tests/warm.py)."""
+    # Linux only: on macOS a process that loaded system frameworks is not safe to fork.
+    if os.environ.get("FACEGAN_TEST_COLD") == "1" or not sys.platform.startswith("linux") or not args:
+        return False
+    if any(not k.startswith(WARM_ENV) for k in (env or {})):
+        return False
+    first = args[0]
+    if first in ("-m", "-c"):
+        # launchers start their own interpreters: nothing to save, and their start is the point
+        return len(args) > 1 and not args[1].startswith(("accelerate", "torch.distributed"))
+    return first.endswith(".py") and not first.startswith("-")
+
+
+def run_cli(*args, env=None, timeout=300, cold=False):
+    """Run `python ARGS` as a user would; returns CompletedProcess with text output.
+
+    A real process in a session of its own, ended as a whole afterwards (no pool or loader worker
+    outlives its test). Where `warm_ok` allows and `cold` is not set, the process is forked from an
+    interpreter with torch imported already (tests/warm.py), which saves the 4-10 s import."""
     # This checkout first; an existing PYTHONPATH stays (the GPU machine's carried wheels live there).
     path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     full_env = dict(os.environ, PYTHONPATH=path, **(env or {}))
     cmd = [sys.executable, *args]
-    # A session of its own, ended as a whole: no pool or loader worker outlives its test.
+    if not cold and warm_ok(args, env):
+        warm = _warm_server()
+        if warm is not None:
+            return warm.run(cmd, full_env, timeout)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
                           cwd=ROOT, start_new_session=True) as proc:
         try:
@@ -136,6 +162,99 @@ def run_cli(*args, env=None, timeout=300):
             except ProcessLookupError:
                 pass
         return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+class _WarmServer:
+    """Client of tests/warm.py: one server per test process, started on first use."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="facegan-warm-")
+        self.path = os.path.join(self.dir, "sock")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "warm.py"), self.path],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     text=True, env=env,
+                                     cwd=ROOT, start_new_session=True)
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.close()
+            raise RuntimeError(f"warm server did not start: {line!r}")
+
+    def run(self, cmd, env, timeout):
+        import socket
+
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+                open(os.devnull, "rb") as stdin, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(self.path)
+            req = json.dumps({"argv": cmd[1:], "cwd": ROOT, "env": env}).encode()
+            socket.send_fds(conn, [req], [stdin.fileno(), out.fileno(), err.fileno()])
+            buf = bytearray()
+
+            def line(wait):
+                conn.settimeout(wait)
+                while b"\n" not in buf:
+                    chunk = conn.recv(64)
+                    if not chunk:
+                        break
+                    buf.extend(chunk)
+                head, _, rest = bytes(buf).partition(b"\n")
+                buf[:] = rest
+                return head.decode()
+
+            pid = int(line(60).split()[1])
+            try:
+                try:
+                    reply = line(timeout)
+                except (TimeoutError, socket.timeout):
+                    os.killpg(pid, signal.SIGKILL)
+                    line(60)
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+            finally:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if not reply.startswith("rc "):
+                raise RuntimeError(f"warm server lost the command {cmd[1:]}: {reply!r}")
+            rc = int(reply.split()[1])
+            texts = []
+            for f in (out, err):
+                f.seek(0)
+                texts.append(f.read().decode("utf-8", "replace"))
+            return subprocess.CompletedProcess(cmd, rc, *texts)
+
+    def close(self):
+        import shutil
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_WARM = []
+
+
+def _warm_server():
+    """The test process's warm server, or None where it cannot start (then commands run cold)."""
+    if not _WARM:
+        import atexit
+
+        try:
+            _WARM.append(_WarmServer())
+            atexit.register(_WARM[0].close)
+        except (OSError, RuntimeError) as e:
+            print(f"warm server unavailable, commands run cold: {e}", file=sys.stderr)
+            _WARM.append(None)
+    return _WARM[0]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for server in _WARM:
+        if server is not None:
+            server.close()
 
 
 def shard(*args, **kw):
@@ -193,3 +312,10 @@ def random_inception(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("weights") / "inception-random.pth")
     torch.save(net.state_dict(), path)
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with tests marked slow first (each module's tests stay together, so module fixtures
+    are built once): with tests spread over processes, the long ones then do not end the run alone."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)

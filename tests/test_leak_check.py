@@ -19,7 +19,7 @@ def test_planted_rotations_and_tints_are_seen(cartoon_shards):
     leak = load_bench("leak_check")
     reals = _faces(cartoon_shards, "train", 576)
     fit, held = reals[:384], reals[384:]
-    predict = leak.orientation_classifier(fit)
+    predict = leak.orientation_classifier(fit, steps=150)  # half the bench's steps: upright 0.93-0.95 here
     clean = leak.leak_report(held, held, predict)
     assert clean["fakes"]["upright"] > 0.85  # real faces read as upright
     views, labels = leak.rotations(held)  # every face in all 8 symmetries: 3/4 of them turned

@@ -6,7 +6,7 @@ import io
 import re
 import time
 
-from conftest import run_cli
+from conftest import make_folder, run_cli
 from facegan.progress import progress
 from facegan.train.status import format_duration, status_line
 
@@ -46,12 +46,13 @@ def test_status_line_says_target_percentage_time_left_and_bad_data():
     assert [format_duration(s) for s in (None, 9, 754, 9000)] == ["?", "9s", "12m34s", "2h30m"]
 
 
-def test_eval_says_n_is_capped_and_shows_feature_progress(tiny_run, cartoon_shards, random_inception):
-    r = run_cli("-m", "facegan.cli.eval", tiny_run, "--ref", cartoon_shards, "--n", "72", "--metrics", "fid",
+def test_eval_says_n_is_capped_and_shows_feature_progress(tiny_run, tmp_path, random_inception):
+    ref = make_folder(str(tmp_path / "ref"), n=10)  # fewer reference images than --n asks for
+    r = run_cli("-m", "facegan.cli.eval", tiny_run, "--ref", ref, "--n", "12", "--metrics", "fid",
                 "--inception-weights", random_inception, env={"FACEGAN_PROGRESS_S": "0"})
     assert r.returncode == 0, r.stderr[-1500:]
-    assert "--n 72 capped at 64" in r.stdout and "compare it only with scores at n = 64" in r.stdout
+    assert "--n 12 capped at 10" in r.stdout and "compare it only with scores at n = 10" in r.stdout
     assert r.stdout.index("capped") < r.stdout.index("FID ")  # said before the work, not after
     feature_lines = [line for line in r.stderr.splitlines() if line.startswith("Inception features")]
-    assert any("64/64" in line for line in feature_lines) and any("72/72" in line for line in feature_lines)
+    assert any("10/10" in line for line in feature_lines) and any("12/12" in line for line in feature_lines)
     assert "UserWarning" not in r.stderr  # torchmetrics' KID buffer warning is silenced
