@@ -281,8 +281,22 @@ def test_shard_members_are_as_tarfile_writes_them(tmp_path):
 
 def start_packer(source, out, *args):
     return subprocess.Popen([sys.executable, "-m", "facegan.cli.shard", source, "--out", out, *args],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, FACEGAN_PROGRESS_S="0.5"),
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, FACEGAN_PROGRESS_S="0.5",
+                                               PYTHONFAULTHANDLER="1"),  # SIGABRT dumps every thread's stack
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def where_it_hangs(proc) -> str:
+    """A packer that did not end: its process group's states, then every thread's Python stack
+    (faulthandler, on SIGABRT), for the failure message."""
+    states = subprocess.run(["ps", "-o", "pid,stat,wchan:24,args", "-g", str(proc.pid)], capture_output=True,
+                            text=True).stdout
+    os.kill(proc.pid, signal.SIGABRT)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        stderr = "(no stack dump within 30 s)"
+    return f"{states}\n{stderr[-6000:]}"
 
 
 def wait_started(proc, out, timeout=120):
@@ -356,7 +370,11 @@ def test_sigint_and_sigterm_to_the_group_end_it_quickly_under_load(tmp_path, bus
                 time.sleep(rng.uniform(0.2, 1.0 if source == parquet_faces else 3.0))
             sent = time.time()
             os.killpg(proc.pid, sig)
-            stdout, stderr = proc.communicate(timeout=30)
+            try:
+                stdout, stderr = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{sig.name} to the packer of {source} {extra} ({phase}): still running after 30 s\n"
+                            f"{where_it_hangs(proc)}")
             took = time.time() - sent
             time.sleep(0.3)
             left = group_alive(proc.pid)

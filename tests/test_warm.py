@@ -40,6 +40,9 @@ def test_uncaught_errors_signals_and_timeouts(tmp_path):
     assert r.returncode == 1 and r.stderr.strip().endswith("ValueError: boom")
     r = run_cli("-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     assert r.returncode == -signal.SIGTERM
+    for cold in (False, True):  # an uncaught Ctrl-C ends the interpreter by SIGINT itself
+        r = run_cli("-c", "raise KeyboardInterrupt", cold=cold)
+        assert r.returncode == -signal.SIGINT and "KeyboardInterrupt" in r.stderr, (cold, r)
     # a child the command leaves behind is ended with it (its whole session is killed)
     pid_file = tmp_path / "child.pid"
     code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "

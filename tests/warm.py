@@ -76,7 +76,7 @@ def _run_command(argv, cwd, env):
         import traceback
 
         traceback.print_exc()
-        code = 128 + signal.SIGINT
+        code = -signal.SIGINT  # as Python does: end by the signal itself (see below)
     except BaseException:
         import traceback
 
@@ -117,6 +117,9 @@ def _serve_one(conn: socket.socket, listener: socket.socket):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             code = _run_command(req["argv"], req["cwd"], req["env"])
+            if code < 0:  # an uncaught KeyboardInterrupt: die by SIGINT, as a cold interpreter does
+                signal.signal(-code, signal.SIG_DFL)
+                os.kill(os.getpid(), -code)
         finally:
             os._exit(code & 0xFF if code >= 0 else 1)
     for fd in fds:
