@@ -15,6 +15,11 @@ CPU_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || ech
 # tests/conftest.py). Most of a test's time is one process starting or one small model stepping.
 TEST_PROCESSES ?= $(shell n=$(CPU_THREADS); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
+# facegan's own bytecode, once: pip compiles the packages it installs but not an editable
+# checkout, and where PYTHONDONTWRITEBYTECODE is set every process (hundreds in the tests) would
+# compile facegan again. Python still checks each .pyc against its source, so an edit is seen.
+COMPILE = $(BIN)/python -m compileall -q facegan launch > /dev/null
+
 .PHONY: install browser demo demo-attr demo-score test test-fast bench quality clean
 
 $(VENV)/bin/python:
@@ -22,10 +27,12 @@ $(VENV)/bin/python:
 
 $(STAMP_RUN): setup.cfg pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	$(COMPILE)
 	touch $(STAMP_RUN)
 
 $(STAMP_TEST): setup.cfg pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,hf,fid,app]"
+	$(COMPILE)
 	touch $(STAMP_TEST) $(STAMP_RUN)
 
 # Debian's chromium + chromedriver for tests/test_browser.py, installed where missing (CI: a fresh
