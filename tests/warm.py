@@ -35,7 +35,8 @@ def _threads() -> int:
 
 
 def _run_command(argv, cwd, env):
-    """In the forked child: behave as `python ARGV...` would. Returns the exit status."""
+    """In the forked child: behave as `python ARGV...` would. Returns the exit status, or minus
+    SIGINT for an uncaught KeyboardInterrupt (the caller then ends the process by that signal)."""
     import runpy
 
     os.chdir(cwd)
