@@ -20,6 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# The commands the tests start must take Ctrl-C as from a terminal even when the suite itself was
+# started with SIGINT ignored (a script's background job inherits that, and exec keeps it; Python
+# then installs no KeyboardInterrupt handler). A handler, unlike SIG_IGN, is reset by exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Converted FID weights and folder feature caches go to a fresh directory per test session,
 # never to the user's cache (and every subprocess of the session shares it).

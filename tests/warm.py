@@ -116,7 +116,6 @@ def _serve_one(conn: socket.socket, listener: socket.socket):
                 os.close(fd)
             for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
                 signal.signal(sig, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             code = _run_command(req["argv"], req["cwd"], req["env"])
             if code < 0:  # an uncaught KeyboardInterrupt: die by SIGINT, as a cold interpreter does
                 signal.signal(-code, signal.SIG_DFL)
