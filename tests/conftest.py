@@ -144,15 +144,18 @@ def warm_ok(args, env) -> bool:
     return first.endswith(".py") and not first.startswith("-")
 
 
+def _pythonpath() -> str:
+    """This checkout first; an existing PYTHONPATH stays (the GPU machine's carried wheels live there)."""
+    return os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+
+
 def run_cli(*args, env=None, timeout=300, cold=False):
     """Run `python ARGS` as a user would; returns CompletedProcess with text output.
 
     A real process in a session of its own, ended as a whole afterwards (no pool or loader worker
     outlives its test). Where `warm_ok` allows and `cold` is not set, the process is forked from an
     interpreter with torch imported already (tests/warm.py), which saves the 4-10 s import."""
-    # This checkout first; an existing PYTHONPATH stays (the GPU machine's carried wheels live there).
-    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    full_env = dict(os.environ, PYTHONPATH=path, **(env or {}))
+    full_env = dict(os.environ, PYTHONPATH=_pythonpath(), **(env or {}))
     cmd = [sys.executable, *args]
     if not cold and warm_ok(args, env):
         warm = _warm_server()
@@ -176,7 +179,7 @@ class _WarmServer:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="facegan-warm-")
         self.path = os.path.join(self.dir, "sock")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        env = dict(os.environ, PYTHONPATH=_pythonpath())
         self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "warm.py"), self.path],
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      text=True, env=env,
